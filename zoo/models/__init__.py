@@ -1,0 +1,54 @@
+"""Builders. `build(name, **kwargs)` builds any registry variant; every variant is importable by name:
+
+    from zoo.models import resnet50
+    model = resnet50(classes=10, input_shape=(64, 64, 3))
+
+The variant functions are made from the registry on first access (PEP 562), so the registry stays the single
+source of truth and this package imports no TensorFlow until a model is built.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from ..registry import registry
+
+
+def build(name: str, **kwargs):
+    """Build the registry variant `name` as a functional `keras.Model`.
+
+    Keyword arguments follow keras.applications: include_top, weights (None or a path to a weights file),
+    input_tensor, input_shape, pooling, classes, classifier_activation, name; plus family-specific ones
+    (e.g. `aux_logits` for GoogLeNet).
+    """
+    spec = registry().get(name)
+    builder = registry().builder(spec.family)
+    options = {"classes": spec.classes, "name": spec.name, **spec.builder_kwargs, **kwargs}
+    return builder(spec.arch, default_size=spec.input.size, min_size=spec.input.min_size,
+                   channels=spec.input.channels, **options)
+
+
+def _variant(name: str):
+    spec = registry().get(name)
+
+    @functools.wraps(build)
+    def variant(**kwargs):
+        return build(name, **kwargs)
+
+    variant.__name__ = variant.__qualname__ = name
+    variant.__doc__ = (f"{spec.paper.title} ({spec.paper.year}): `{name}`, {spec.params:,} parameters at "
+                       f"{spec.input.size}x{spec.input.size}x{spec.input.channels}, {spec.classes} classes.\n\n"
+                       + (build.__doc__ or ""))
+    return variant
+
+
+def __getattr__(name: str):
+    if name.startswith("__"):
+        raise AttributeError(name)
+    if name in registry().models:
+        return _variant(name)
+    raise AttributeError(f"module 'zoo.models' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + registry().names())
