@@ -16,7 +16,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's C++ start-up cha
 
 from .errors import ZooError  # noqa: F401
 from .registry import (RegistryError, UnknownModelError, families, get_spec, list_models,  # noqa: F401
-                       load_registry, registry)
+                       load_registry)
 
 __version__ = "0.1.0"
 

@@ -31,28 +31,34 @@ def _check_known(shape, layer):
         raise ValueError(f"count_macs needs a fixed input size; layer {layer.name!r} has shape {shape}")
 
 
+_CONV = (layers.Conv1D, layers.Conv2D, layers.Conv3D)
+_DEPTHWISE = (layers.DepthwiseConv1D, layers.DepthwiseConv2D)
+_SEPARABLE = (layers.SeparableConv1D, layers.SeparableConv2D)
+_TRANSPOSED = (layers.Conv1DTranspose, layers.Conv2DTranspose, layers.Conv3DTranspose)
+
+
 def layer_macs(layer, input_shape, output_shape) -> int:
     """MACs of one call of `layer` for a single example with these (batched) shapes."""
     if hasattr(layer, "count_macs"):
         return int(layer.count_macs(input_shape, output_shape))
-    if isinstance(layer, (layers.Conv1D, layers.Conv2D, layers.Conv3D)) and not isinstance(
-            layer, (layers.Conv1DTranspose, layers.Conv2DTranspose, layers.Conv3DTranspose)):
-        if isinstance(layer, (layers.DepthwiseConv2D, layers.DepthwiseConv1D)):
-            return _prod(output_shape[1:]) * _prod(layer.kernel_size)
-        if isinstance(layer, (layers.SeparableConv2D, layers.SeparableConv1D)):
-            depthwise_out = _prod(output_shape[1:-1]) * input_shape[-1] * layer.depth_multiplier
-            return depthwise_out * _prod(layer.kernel_size) + depthwise_out * output_shape[-1]
-        _check_known(output_shape, layer)
-        per_output = _prod(layer.kernel_size) * input_shape[-1] // layer.groups
-        return _prod(output_shape[1:]) * per_output
-    if isinstance(layer, (layers.Conv1DTranspose, layers.Conv2DTranspose, layers.Conv3DTranspose)):
-        _check_known(input_shape, layer)
-        return _prod(input_shape[1:]) * _prod(layer.kernel_size) * output_shape[-1]
-    if isinstance(layer, layers.Dense):
-        return _prod(input_shape[1:]) * layer.units
-    if isinstance(layer, layers.EinsumDense):
-        raise NotImplementedError(f"count_macs: EinsumDense layer {layer.name!r} is not supported")
-    return 0
+    weighted = _CONV + _DEPTHWISE + _SEPARABLE + _TRANSPOSED + (layers.Dense,)
+    if not isinstance(layer, weighted):
+        if isinstance(layer, layers.EinsumDense):
+            raise NotImplementedError(f"count_macs: EinsumDense layer {layer.name!r} is not supported")
+        return 0
+    _check_known(input_shape, layer)
+    _check_known(output_shape, layer)
+    kernel = _prod(getattr(layer, "kernel_size", ()))
+    if isinstance(layer, _DEPTHWISE):
+        return _prod(output_shape[1:]) * kernel
+    if isinstance(layer, _SEPARABLE):
+        depthwise_outputs = _prod(output_shape[1:-1]) * input_shape[-1] * layer.depth_multiplier
+        return depthwise_outputs * kernel + depthwise_outputs * output_shape[-1]
+    if isinstance(layer, _TRANSPOSED):  # every input pixel scatters a kernel into every output channel
+        return _prod(input_shape[1:]) * kernel * output_shape[-1]
+    if isinstance(layer, _CONV):
+        return _prod(output_shape[1:]) * kernel * input_shape[-1] // layer.groups
+    return _prod(input_shape[1:]) * layer.units  # Dense, applied to the last axis of any rank
 
 
 def count_macs(model: keras.Model) -> int:

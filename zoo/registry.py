@@ -332,11 +332,12 @@ class Registry:
 
 
 def registry_path() -> Path:
-    """`ZOO_REGISTRY` if set; else the copy inside an installed wheel; else the repository's top-level file."""
+    """`ZOO_REGISTRY` if set; else the repository's top-level file (source checkout, editable install); else the
+    copy an installed wheel carries inside the package."""
     if os.environ.get("ZOO_REGISTRY"):
         return Path(os.environ["ZOO_REGISTRY"])
     here = Path(__file__).resolve().parent
-    for candidate in (here / "registry.yaml", here.parent / "registry.yaml"):
+    for candidate in (here.parent / "registry.yaml", here / "registry.yaml"):
         if candidate.is_file():
             return candidate
     raise RegistryError(f"registry.yaml not found next to {here} or in its parent")

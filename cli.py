@@ -1,0 +1,236 @@
+"""`zoo`: the command line of the model zoo (click).
+
+Thin on purpose: each command parses, calls one function of the `zoo` package, and renders. Commands of each area
+live in `zoo/commands/<area>.py` (a `COMMANDS` list) and are registered here. Nothing imports TensorFlow at start-up:
+`zoo list` and `zoo info` read only the registry.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import pkgutil
+import sys
+
+import click
+
+import zoo
+import zoo.registry as registry_module
+
+
+def console(stderr: bool = False):
+    """A rich console that does not squeeze tables when output goes to a pipe or a file."""
+    from rich.console import Console
+
+    width = None if sys.stdout.isatty() else 120
+    return Console(stderr=stderr, width=width, soft_wrap=False)
+
+
+def gmacs(macs: int) -> str:
+    """MACs in G with three significant digits (LeNet-5's 0.000417 and VGG-19's 19.6 alike)."""
+    return f"{macs / 1e9:.3g}"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(zoo.__version__, "--version", prog_name="zoo")
+def cli():
+    """The historic-CNN model zoo: build, inspect, train, evaluate, benchmark and compare LeNet-5, AlexNet, ZFNet,
+    VGG, GoogLeNet, ResNet and DenseNet in Keras 3 on TensorFlow."""
+
+
+@cli.command("list")
+@click.argument("pattern", required=False)
+@click.option("--family", help="Only this family (e.g. resnet).")
+@click.option("--exclude", multiple=True, help="fnmatch pattern to leave out (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--markdown", is_flag=True, help="A Markdown table (the README's model table is this output).")
+def list_models(pattern, family, exclude, as_json, markdown):
+    """List the variants (PATTERN: fnmatch wildcards, e.g. 'resnet*')."""
+    reg = registry_module.registry()
+    names = reg.list(pattern or "*", list(exclude), family)
+    rows = [reg.get(n) for n in names]
+    if markdown:
+        click.echo(models_markdown(reg, rows), nl=False)
+        return
+    if as_json:
+        click.echo(json.dumps([{"name": s.name, "family": s.family, "year": s.paper.year, "params": s.params,
+                                "macs": s.macs, "input": [s.input.size, s.input.size, s.input.channels],
+                                "classes": s.classes} for s in rows], indent=2))
+        return
+    if not rows:
+        raise zoo.ZooError(f"no model matches {pattern!r}" + (f" in family {family!r}" if family else ""))
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold")
+    for column, justify in [("name", "left"), ("family", "left"), ("year", "right"), ("params", "right"),
+                            ("GMACs", "right"), ("input", "right"), ("classes", "right")]:
+        table.add_column(column, justify=justify)
+    for s in rows:
+        table.add_row(s.name, s.family, str(s.paper.year), f"{s.params:,}", gmacs(s.macs),
+                      f"{s.input.size}x{s.input.size}x{s.input.channels}", str(s.classes))
+    console().print(table)
+
+
+def models_markdown(reg, specs) -> str:
+    lines = ["| model | family | year | params | GMACs | input | classes | paper |",
+             "|---|---|---:|---:|---:|---:|---:|---|"]
+    for s in specs:
+        link = f"https://arxiv.org/abs/{s.paper.arxiv}" if s.paper.arxiv else s.paper.url
+        paper = f"[{s.paper.title}]({link})" if link else s.paper.title
+        lines.append(f"| `{s.name}` | {reg.families[s.family].title} | {s.paper.year} | {s.params:,} | "
+                     f"{gmacs(s.macs)} | {s.input.size}x{s.input.size}x{s.input.channels} | {s.classes} | {paper} |")
+    return "\n".join(lines) + "\n"
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def info(name, as_json):
+    """Everything the registry knows about NAME: architecture, sizes, paper, published results, recipe."""
+    reg = registry_module.registry()
+    spec = reg.get(name)
+    recipe = reg.recipe(spec.recipe)
+    data = spec.model_dump(exclude_none=True)
+    data["recipe_details"] = recipe.model_dump(exclude_none=True)
+    if as_json:
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        return
+    from rich.table import Table
+
+    out = console()
+    out.print(f"[bold]{spec.name}[/bold]  ({reg.families[spec.family].title}, {spec.paper.year})")
+    facts = Table(box=None, show_header=False)
+    facts.add_column(style="bold")
+    facts.add_column()
+    facts.add_row("paper", f"{spec.paper.title} — {', '.join(spec.paper.authors)} ({spec.paper.year})")
+    for key in ("venue", "arxiv", "url", "followed"):
+        if getattr(spec.paper, key):
+            facts.add_row(f"  {key}", str(getattr(spec.paper, key)))
+    facts.add_row("input", f"{spec.input.size}x{spec.input.size}x{spec.input.channels} (minimum "
+                           f"{spec.input.min_size}x{spec.input.min_size})")
+    facts.add_row("classes", str(spec.classes))
+    facts.add_row("params", f"{spec.params:,} trainable (reference: {spec.reference.source} "
+                            f"{spec.reference.params:,})")
+    facts.add_row("MACs", f"{spec.macs:,} ({gmacs(spec.macs)} G) per image")
+    if spec.depth:
+        facts.add_row("depth", str(spec.depth))
+    facts.add_row("arch", json.dumps(spec.arch, separators=(", ", ": ")))
+    evals = spec.eval.model_dump(exclude_none=True)
+    facts.add_row("eval", ", ".join(f"{k}={v}" for k, v in evals.items()) or "dataset defaults")
+    facts.add_row("dataset", spec.dataset)
+    facts.add_row("recipe", f"{spec.recipe}: {recipe.description}")
+    for dataset, other in spec.recipes.items():
+        facts.add_row("", f"{other} (for {dataset})")
+    if spec.notes:
+        facts.add_row("notes", spec.notes)
+    out.print(facts)
+    if spec.results:
+        results = Table(title="published results", title_justify="left", box=None, header_style="bold")
+        for column in ("dataset", "split", "metric", "value", "protocol", "source"):
+            results.add_column(column)
+        for r in spec.results:
+            results.add_row(r.dataset, r.split, r.metric, f"{r.value:g}", r.protocol or "", r.source)
+        out.print(results)
+
+
+def parse_shape(value):
+    if value is None:
+        return None
+    try:
+        shape = tuple(int(v) for v in value.replace("x", ",").split(","))
+    except ValueError:
+        raise click.BadParameter(f"expected H,W,C such as 224,224,3, got {value!r}") from None
+    if len(shape) != 3:
+        raise click.BadParameter(f"expected three numbers H,W,C, got {value!r}")
+    return shape
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--input-shape", help="H,W,C (default: the registry's input size).")
+@click.option("--classes", type=int, help="Number of classes (default: the registry's).")
+def summary(name, input_shape, classes):
+    """Build NAME and print the Keras layer summary, its parameter count and MACs."""
+    spec = registry_module.get_spec(name)
+    kwargs = {}
+    if input_shape:
+        kwargs["input_shape"] = parse_shape(input_shape)
+    if classes:
+        kwargs["classes"] = classes
+    model = zoo.build(spec.name, **kwargs)
+    model.summary(line_length=110, print_fn=lambda line, **_: click.echo(line))
+    params, macs = zoo.count_params(model), zoo.count_macs(model)
+    click.echo(f"{spec.name}: {params:,} trainable parameters, {macs:,} MACs ({gmacs(macs)} G) per image "
+               f"at {'x'.join(str(d) for d in model.input_shape[1:])}")
+
+
+def register_area_commands(group: click.Group) -> None:
+    """Add the commands of every zoo/commands/<area>.py module (each exports COMMANDS)."""
+    import zoo.commands as commands
+
+    for module_info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"zoo.commands.{module_info.name}")
+        for command in getattr(module, "COMMANDS", []):
+            group.add_command(command)
+
+
+register_area_commands(cli)
+
+
+def one_line(error: BaseException) -> str:
+    text = str(error).strip() or type(error).__name__
+    first = text.splitlines()[0]
+    known = isinstance(error, (zoo.ZooError, ValueError, FileNotFoundError, KeyError, OSError))
+    return first if known else f"{type(error).__name__}: {first}"
+
+
+# Commands that never need TensorFlow; every other command imports it first with TF's C++ start-up log lines
+# (printed before absl logging is initialised, which TF_CPP_MIN_LOG_LEVEL does not reach) kept off stderr.
+LIGHT_COMMANDS = {"list", "info", "datasets", "table", None}
+
+
+def import_tensorflow_quietly() -> None:
+    stderr_fd = sys.stderr.fileno()
+    saved = os.dup(stderr_fd)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), stderr_fd)
+            import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, stderr_fd)
+        os.close(saved)
+
+
+def main(argv=None) -> int:
+    """Console entry point: errors become one line on stderr and a non-zero exit (ZOO_DEBUG=1 shows tracebacks)."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    command = next((a for a in args if not a.startswith("-")), None)
+    if command not in LIGHT_COMMANDS and not {"-h", "--help", "--version"} & set(args):
+        try:
+            import_tensorflow_quietly()
+        except (ImportError, OSError):
+            pass  # the command itself will report it
+    try:
+        cli.main(args=args, prog_name="zoo", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("zoo: aborted", err=True)
+        return 130
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except click.ClickException as e:
+        e.show()
+        return e.exit_code
+    except KeyboardInterrupt:
+        click.echo("zoo: interrupted", err=True)
+        return 130
+    except Exception as e:  # noqa: BLE001 - the user gets one line; ZOO_DEBUG=1 for the traceback
+        if os.environ.get("ZOO_DEBUG"):
+            raise
+        click.echo(f"zoo: error: {one_line(e)}", err=True)
+        return getattr(e, "exit_code", 1) or 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
