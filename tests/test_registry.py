@@ -110,3 +110,11 @@ def test_registry_import_does_not_import_tensorflow():
     code = ("import sys, zoo; zoo.list_models(); zoo.get_spec('lenet5'); "
             "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'TF imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_merge_keys_may_be_overridden_but_not_repeated():
+    text = GOOD.replace("models:", "defaults:\n  ev: &ev {resize: 256, crop: 224}\nmodels:").replace(
+        "    recipe: quick\n", "    recipe: quick\n    eval: {<<: *ev, crop: 227}\n")
+    assert Registry.from_text(text).get("tiny").eval.crop == 227
+    with pytest.raises(RegistryError, match="duplicate key 'crop'"):
+        Registry.from_text(text.replace("crop: 227}", "crop: 227, crop: 228}"))

@@ -156,6 +156,8 @@ class Recipe(_Strict):
     aux_weight: float = Field(0.0, ge=0, description="weight of auxiliary classifier losses (GoogLeNet: 0.3)")
     validation: Optional[int] = Field(None, ge=0, description="hold out this many training images for validation")
     dropout: Optional[float] = None
+    image_size: Optional[int] = Field(None, gt=0, description="train and evaluate at this input size (e.g. an "
+                                      "ImageNet net on 28x28 Fashion-MNIST); None: the model's input size")
 
     @model_validator(mode="after")
     def _length(self):
@@ -192,15 +194,19 @@ class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
 
 
 def _construct_unique_mapping(loader, node, deep=False):
-    loader.flatten_mapping(node)
+    # Check the keys written in this mapping before merging `<<: *anchor` keys in: an explicit key may override
+    # a merged one (that is what merge keys are for), but the same key written twice is a mistake.
     seen: dict[Any, int] = {}
     for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
         key = loader.construct_object(key_node, deep=deep)
         if key in seen:
             raise RegistryError(
                 f"duplicate key {key!r} at line {key_node.start_mark.line + 1} "
                 f"(first at line {seen[key] + 1})")
         seen[key] = key_node.start_mark.line
+    loader.flatten_mapping(node)
     return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
 
 
