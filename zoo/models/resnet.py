@@ -1,0 +1,183 @@
+"""ResNet (He, Zhang, Ren, Sun, "Deep Residual Learning for Image Recognition", 2015, arXiv 1512.03385).
+
+One generic builder covers the ImageNet nets of Table 1 and the CIFAR-10 nets of sec. 4.2. A variant is data
+(registry.yaml `arch`):
+
+    stem           'imagenet': 7x7/2 conv -> BN -> ReLU -> 3x3/2 max pool (Table 1, conv1 and conv2_x);
+                   'cifar': one 3x3 conv -> BN -> ReLU (sec. 4.2). Either is as wide as the first stage.
+    block          'basic' (two 3x3 convs, Fig. 5 left) or 'bottleneck' (1x1 -> 3x3 -> 1x1, Fig. 5 right)
+    depths         residual blocks per stage, e.g. [3, 4, 6, 3] for ResNet-50
+    widths         filters per stage (a bottleneck block outputs `expansion` times its width)
+    expansion      output/width ratio of a bottleneck block (4 in the paper)
+    shortcut       where the shape changes: 'projection' (1x1 conv + BN, the paper's option B) or 'zero_pad'
+                   (identity with zero-filled extra channels and spatial subsampling, option A: no parameters)
+    stride_in_1x1  bottleneck only: True puts a stage's stride 2 in the first 1x1 conv, as the paper's Caffe
+                   models and keras.applications do ("v1"); False puts it in the 3x3 conv, as torchvision and
+                   NVIDIA do ("v1.5": slightly more MACs, better accuracy). Same weights shapes either way.
+
+The first stage keeps the resolution (the ImageNet stem already pooled it); every later stage halves it in its
+first block. BatchNorm follows every conv and the convs have no biases (BN's beta makes them redundant), so the
+parameter counts equal torchvision's. Layer names are keras.applications' (conv1_pad, conv1_conv, conv1_bn,
+conv1_relu, pool1_pad, pool1_pool, conv2_block1_0_conv, ..., conv2_block1_add, conv2_block1_out, avg_pool,
+predictions), so keras' ResNet50/101/152 weights map onto ours by name (zoo.weights).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import keras
+from keras import layers, ops
+
+from . import common
+
+STEMS = ("imagenet", "cifar")
+BLOCKS = ("basic", "bottleneck")
+SHORTCUTS = ("projection", "zero_pad")
+ARCH_KEYS = {"stem", "block", "depths", "widths", "expansion", "shortcut", "stride_in_1x1"}
+
+# Keras builds and deserializes a functional graph by recursing along its longest path, a frame or more per layer;
+# ResNet-1202 has 4,210 layers in sequence, beyond Python's default limit of 1,000 frames. 20,000 is enough to
+# build, save and load it (checked with Python 3.11 and the default 8 MB stack).
+DEEP_GRAPH_RECURSION_LIMIT = 20_000
+DEEP_GRAPH_BLOCKS = 100  # nets with more residual blocks than this raise the limit (ResNet-152 has 50)
+
+
+def allow_deep_graphs() -> None:
+    if sys.getrecursionlimit() < DEEP_GRAPH_RECURSION_LIMIT:
+        sys.setrecursionlimit(DEEP_GRAPH_RECURSION_LIMIT)
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class ZeroPadShortcut(layers.Layer):
+    """Option A shortcut (sec. 3.3): identity, subsampled by `strides`, with zero channels appended.
+
+    Taking every `strides`-th pixel (from the top-left one) lines the shortcut up with a strided conv whose
+    padding is symmetric: output pixel i of both is centred on input pixel `strides * i`. No parameters.
+    """
+
+    def __init__(self, filters: int, strides: int = 2, **kwargs):
+        super().__init__(**kwargs)
+        self.filters, self.strides = int(filters), int(strides)
+
+    def build(self, input_shape):
+        if input_shape[-1] > self.filters:
+            raise ValueError(f"{self.name}: cannot zero-pad {input_shape[-1]} channels down to {self.filters}")
+
+    def call(self, x):
+        s = self.strides
+        x = x[:, ::s, ::s, :] if s > 1 else x
+        return ops.pad(x, [[0, 0], [0, 0], [0, 0], [0, self.filters - x.shape[-1]]])
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, _ = input_shape
+        s = self.strides
+        ceil = lambda side: None if side is None else (side + s - 1) // s  # noqa: E731 - x[::s] keeps ceil(side/s)
+        return (n, ceil(h), ceil(w), self.filters)
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, "strides": self.strides}
+
+    @classmethod
+    def from_config(cls, config):
+        # Loading a saved CIFAR ResNet rebuilds its graph before the builder ever runs in this process; the
+        # layers are deserialized first, so this is the one hook that can make room for ResNet-1202's depth.
+        allow_deep_graphs()
+        return cls(**config)
+
+
+def conv3x3_bn(x, filters: int, *, strides: int = 1, activation="relu", name: str):
+    """3x3 conv-BN(-ReLU). Strided, it pads one pixel on every side as the paper's and torchvision's convs do
+    ('same' in TF would pad only bottom/right and shift the sampling grid by half a pixel)."""
+    if strides == 1:
+        return common.conv_bn(x, filters, 3, activation=activation, name=name)
+    x = layers.ZeroPadding2D(1, name=f"{name}_pad")(x)
+    return common.conv_bn(x, filters, 3, strides=strides, padding="valid", activation=activation, name=name)
+
+
+def shortcut(x, filters: int, *, strides: int, kind: str, name: str):
+    """Identity where the shape is kept; else option B (projection) or A (zero padding), named `{name}_0_*`."""
+    if strides == 1 and x.shape[-1] == filters:
+        return x
+    if kind == "projection":
+        return common.conv_bn(x, filters, 1, strides=strides, activation=None, name=f"{name}_0")
+    return ZeroPadShortcut(filters, strides, name=f"{name}_0_shortcut")(x)
+
+
+def add_relu(residual, x, name: str):
+    x = layers.Add(name=f"{name}_add")([residual, x])
+    return layers.Activation("relu", name=f"{name}_out")(x)
+
+
+def basic_block(x, width: int, *, strides: int, shortcut_kind: str, name: str):
+    """Two 3x3 convs (Fig. 5 left), the first one strided; named `_1` and `_2`."""
+    residual = shortcut(x, width, strides=strides, kind=shortcut_kind, name=name)
+    x = conv3x3_bn(x, width, strides=strides, name=f"{name}_1")
+    x = conv3x3_bn(x, width, activation=None, name=f"{name}_2")
+    return add_relu(residual, x, name)
+
+
+def bottleneck_block(x, width: int, *, strides: int, shortcut_kind: str, expansion: int, stride_in_1x1: bool,
+                     name: str):
+    """1x1 (reduce) -> 3x3 -> 1x1 (expand to `expansion * width`), Fig. 5 right; named `_1`, `_2`, `_3`."""
+    filters = expansion * width
+    residual = shortcut(x, filters, strides=strides, kind=shortcut_kind, name=name)
+    stride_1x1, stride_3x3 = (strides, 1) if stride_in_1x1 else (1, strides)
+    x = common.conv_bn(x, width, 1, strides=stride_1x1, name=f"{name}_1")
+    x = conv3x3_bn(x, width, strides=stride_3x3, name=f"{name}_2")
+    x = common.conv_bn(x, filters, 1, activation=None, name=f"{name}_3")
+    return add_relu(residual, x, name)
+
+
+def stem(x, kind: str, filters: int):
+    if kind == "imagenet":
+        # Explicit padding (3, then 1) as keras.applications does: the paper's/torchvision's output sizes.
+        x = layers.ZeroPadding2D(3, name="conv1_pad")(x)
+        x = common.conv_bn(x, filters, 7, strides=2, padding="valid", name="conv1")
+        x = layers.ZeroPadding2D(1, name="pool1_pad")(x)  # after the ReLU (>= 0): zero padding changes no max
+        return layers.MaxPooling2D(3, strides=2, name="pool1_pool")(x)
+    return common.conv_bn(x, filters, 3, name="conv1")
+
+
+def stage(x, arch, index: int, shortcut_kind: str):
+    """Stage `index` (0-based) of `depths[index]` blocks, named conv{index + 2}_block{j} as keras does."""
+    width, name = arch["widths"][index], f"conv{index + 2}"
+    for j in range(arch["depths"][index]):
+        strides = 2 if index > 0 and j == 0 else 1
+        block_name = f"{name}_block{j + 1}"
+        if arch["block"] == "basic":
+            x = basic_block(x, width, strides=strides, shortcut_kind=shortcut_kind, name=block_name)
+        else:
+            x = bottleneck_block(x, width, strides=strides, shortcut_kind=shortcut_kind,
+                                 expansion=arch.get("expansion", 4),
+                                 stride_in_1x1=arch.get("stride_in_1x1", True), name=block_name)
+    return x
+
+
+def check_arch(arch, name: str) -> None:
+    unknown = set(arch) - ARCH_KEYS
+    if unknown:
+        raise ValueError(f"{name}: unknown arch key {sorted(unknown)[0]!r} (known: {', '.join(sorted(ARCH_KEYS))})")
+    for key, allowed in (("stem", STEMS), ("block", BLOCKS), ("shortcut", SHORTCUTS)):
+        if arch.get(key, allowed[0]) not in allowed:
+            raise ValueError(f"{name}: arch.{key} must be one of {', '.join(allowed)}, got {arch[key]!r}")
+    depths, widths = arch.get("depths"), arch.get("widths")
+    if not depths or not widths or len(depths) != len(widths) or min(depths) < 1 or min(widths) < 1:
+        raise ValueError(f"{name}: arch.depths and arch.widths must be equally long lists of positive numbers, "
+                         f"got {depths} and {widths}")
+
+
+def build(arch, *, default_size, min_size, channels, include_top=True, weights=None, input_tensor=None,
+          input_shape=None, pooling=None, classes=1000, classifier_activation="softmax", name="resnet"):
+    check_arch(arch, name)
+    common.check_head_args(weights, pooling, classes, classifier_activation, name)
+    image, inputs = common.resolve_input(input_tensor, input_shape, default_size=default_size,
+                                         min_size=min_size, channels=channels, model_name=name)
+    if sum(arch["depths"]) > DEEP_GRAPH_BLOCKS:
+        allow_deep_graphs()
+    x = stem(image, arch["stem"], arch["widths"][0])
+    for index in range(len(arch["depths"])):
+        x = stage(x, arch, index, arch.get("shortcut", "projection"))
+    x = common.pooled_head(x, include_top=include_top, pooling=pooling, classes=classes,
+                           classifier_activation=classifier_activation)
+    return common.finalize(inputs, x, name=name, weights=weights)
