@@ -81,7 +81,7 @@ def test_zfnet_feature_maps_match_fig3():
 
 
 def test_alexnet_builder_rejects_unknown_norm_order():
-    from zoo.models.alexnet import build
+    from zoo.models.alexnet_zfnet import build
 
     arch = {**registry().get("alexnet").arch, "norm": "sideways"}
     with pytest.raises(ValueError, match="arch.norm must be one of before_pool, after_pool"):
@@ -177,7 +177,7 @@ def test_googlenet_aux_heads(googlenet_aux):
 
 
 def test_googlenet_inference_model_shares_layers(googlenet_aux):
-    from zoo.models.googlenet import inference_model
+    from zoo.models.inception import inference_model
 
     inference = inference_model(googlenet_aux)
     assert len(inference.outputs) == 1

@@ -148,3 +148,19 @@ def test_variants_importable_by_name():
     assert zoo.count_params(lenet5()) == 61706
     with pytest.raises(ImportError):
         from zoo.models import lenet6  # noqa: F401
+
+
+def test_no_family_module_shadows_a_variant():
+    """Importing zoo.models.<module> binds <module> on the package: no module may be named like a variant."""
+    import pkgutil
+
+    import zoo.models
+
+    modules = {m.name for m in pkgutil.iter_modules(zoo.models.__path__)}
+    assert not modules & set(NAMES)
+    for family in registry().families:
+        registry().builder(family)  # imports every family module
+    from zoo.models import alexnet, googlenet
+
+    assert callable(alexnet) and alexnet.__name__ == "alexnet"
+    assert googlenet.__name__ == "googlenet"

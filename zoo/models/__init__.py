@@ -4,7 +4,9 @@
     model = resnet50(classes=10, input_shape=(64, 64, 3))
 
 The variant functions are made from the registry on first access (PEP 562), so the registry stays the single
-source of truth and this package imports no TensorFlow until a model is built.
+source of truth and this package imports no TensorFlow until a model is built. Family modules are therefore never
+named like a variant (`alexnet_zfnet.py`, `inception.py`): importing a submodule binds its name on this package,
+which would shadow the variant function of the same name.
 """
 
 from __future__ import annotations
