@@ -1,0 +1,141 @@
+"""`zoo datasets` and `zoo data prepare|bench`: the dataset catalogue, offline import, pipeline throughput.
+
+Only click and the light catalogue are imported here; TensorFlow/TFDS are imported inside the commands that need
+them, so `zoo datasets` stays quick.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from ..data import catalogue as cat
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(width=None if sys.stdout.isatty() else 150, soft_wrap=False)
+
+
+def _size(n: int) -> str:
+    if not n:
+        return "-"
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return ""
+
+
+def _shape(entry: cat.DatasetEntry) -> str:
+    return "x".join(str(d) for d in entry.image_shape) if entry.fixed_size else f"HxWx{entry.image_shape[2]}"
+
+
+def _count(n: int) -> str:
+    """60000 -> 60k, 1281167 -> 1.28M, 9469 -> 9,469: splits fit on one line."""
+    if n >= 1_000_000:
+        return f"{n / 1e6:.3g}M"
+    return f"{n / 1000:.3g}k" if n >= 10_000 else f"{n:,}"
+
+
+def _row(entry: cat.DatasetEntry, data_dir) -> dict:
+    ready = cat.is_ready(entry.name, data_dir)
+    where = cat.sample_dir(entry) if entry.embedded else cat.prepared_dir(entry.name, data_dir)
+    return {
+        "name": entry.name, "title": entry.title,
+        "tfds": entry.tfds.full_name if entry.tfds else None,
+        "splits": entry.splits, "eval_split": entry.eval_split, "holdout": entry.holdout,
+        "image_shape": list(entry.image_shape), "num_classes": entry.num_classes,
+        "mean": entry.mean, "std": entry.std, "license": entry.license,
+        "obtain": entry.obtain.method, "raw_format": entry.raw.format if entry.raw else None,
+        "ready": ready, "path": str(where), "size_bytes": cat.size_on_disk(entry.name, data_dir),
+    }
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="TFDS data dir (default: $ZOO_DATA_DIR, "
+              "else TFDS's default, ~/tensorflow_datasets).")
+def datasets(as_json, data_dir):
+    """The datasets the zoo knows, and whether each is ready in the data dir."""
+    rows = [_row(cat.get_dataset(n), data_dir) for n in cat.list_datasets()]
+    if as_json:
+        click.echo(json.dumps({"data_dir": str(cat.resolve_data_dir(data_dir)), "datasets": rows}, indent=2))
+        return
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold", title=f"data dir: {cat.resolve_data_dir(data_dir)}",
+                  title_justify="left")
+    for column, justify in [("name", "left"), ("tfds", "left"), ("splits", "left"), ("image", "right"),
+                            ("classes", "right"), ("ready", "left"), ("size", "right"), ("get it", "left")]:
+        table.add_column(column, justify=justify, no_wrap=True)
+    for row in rows:
+        splits = ", ".join(f"{'val' if k == 'validation' else k} {_count(v)}" for k, v in row["splits"].items())
+        ready = "embedded" if row["obtain"] == "embedded" else ("yes" if row["ready"] else "no")
+        table.add_row(row["name"], row["tfds"] or "-", splits, _shape(cat.get_dataset(row["name"])),
+                      str(row["num_classes"]), ready, _size(row["size_bytes"]), row["obtain"])
+    _console().print(table)
+
+
+@click.group()
+def data():
+    """Prepare datasets (online or from the official raw files) and measure the input pipeline."""
+
+
+@data.command()
+@click.argument("name")
+@click.option("--from", "from_dir", type=click.Path(exists=True), help="Import the official raw files from here "
+              "(IDX for MNIST/Fashion-MNIST, the python pickles for CIFAR, train/ and val/ class folders for "
+              "ImageNet-style data) instead of downloading.")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="TFDS data dir to write to (default: "
+              "$ZOO_DATA_DIR, else ~/tensorflow_datasets).")
+@click.option("--force", is_flag=True, help="Rebuild even if the dataset is already prepared.")
+def prepare(name, from_dir, data_dir, force):
+    """Make dataset NAME loadable offline with tfds.load(NAME, data_dir=...)."""
+    from ..data.prepare import prepare as run_prepare
+
+    entry = cat.get_dataset(name)
+    result = run_prepare(name, from_dir, data_dir, force=force)
+    counts = ", ".join(f"{split} {n:,}" for split, n in result.counts.items())
+    if result.already:
+        click.echo(f"{name} is already prepared in {result.path} ({counts}); --force rebuilds it")
+        return
+    click.echo(f"{name} {entry.tfds.version} prepared in {result.path} ({counts}) from {result.source} "
+               f"in {result.seconds:.1f} s")
+    official = {k: v for k, v in entry.splits.items() if k in result.counts}
+    if official != result.counts:
+        click.echo(f"note: the official release has {', '.join(f'{k} {v:,}' for k, v in entry.splits.items())}")
+
+
+@data.command()
+@click.argument("name", default="fashion_mnist_sample")
+@click.option("--split", default="train", show_default=True)
+@click.option("--augment", "augments", multiple=True, help="Augmentation(s) to measure (repeatable; default: none "
+              "and pad_crop_flip).")
+@click.option("--image-size", default=32, show_default=True)
+@click.option("--channels", default=1, show_default=True)
+@click.option("--batch-size", default=128, show_default=True)
+@click.option("--seconds", default=5.0, show_default=True, help="Measuring time per augmentation.")
+@click.option("--threads", default=2, show_default=True, help="tf.data private thread pool size (0: default).")
+@click.option("--data-dir", type=click.Path(file_okay=False))
+@click.option("--json", "as_json", is_flag=True)
+def bench(name, split, augments, image_size, channels, batch_size, seconds, threads, data_dir, as_json):
+    """Images per second the training input pipeline of NAME delivers (no model)."""
+    from ..data.bench import measure
+
+    results = [measure(name, split, augment=a, image_size=image_size, channels=channels, batch_size=batch_size,
+                       seconds=seconds, threads=threads or None, data_dir=data_dir)
+               for a in (augments or ("none", "pad_crop_flip"))]
+    if as_json:
+        click.echo(json.dumps([{**r.__dict__, "images_per_second": r.images_per_second} for r in results],
+                              indent=2))
+        return
+    for r in results:
+        click.echo(f"{r.name} {r.split} {r.image_size}x{r.image_size}x{r.channels} batch {r.batch_size} "
+                   f"augment={r.augment}: {r.images_per_second:,.0f} images/s ({r.threads or 'default'} threads)")
+
+
+COMMANDS = [datasets, data]
