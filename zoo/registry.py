@@ -166,6 +166,21 @@ class Recipe(_Strict):
         return self
 
 
+class Budget(_Strict):
+    description: str
+    epochs_scale: float = Field(1.0, gt=0, description="multiplies each recipe's epochs")
+
+
+class Study(_Strict):
+    """A reproduction plan: which variants to train on which dataset, each with its registry recipe."""
+
+    name: str
+    description: str
+    dataset: str
+    models: list[str] = Field(min_length=1)
+    budgets: dict[str, Budget] = Field(min_length=1)
+
+
 class Family(_Strict):
     title: str
     builder: str = Field(description="'module:function' that builds every variant of the family")
@@ -227,8 +242,9 @@ class Registry:
     """The validated registry: models, families and recipes, by name."""
 
     def __init__(self, models: dict[str, Spec], families: dict[str, Family], recipes: dict[str, Recipe],
-                 path: Optional[Path] = None):
+                 path: Optional[Path] = None, studies: Optional[dict[str, Study]] = None):
         self.models, self.families, self.recipes, self.path = models, families, recipes, path
+        self.studies = studies or {}
 
     @classmethod
     def from_file(cls, path: str | os.PathLike) -> "Registry":
@@ -252,7 +268,7 @@ class Registry:
             raise RegistryError(f"{where}: not valid YAML{at}: {getattr(e, 'problem', e)}") from None
         if not isinstance(doc, dict):
             raise RegistryError(f"{where}: expected a mapping with 'families', 'recipes' and 'models'")
-        unknown = set(doc) - {"families", "recipes", "models", "defaults"}
+        unknown = set(doc) - {"families", "recipes", "models", "defaults", "studies"}
         if unknown:
             raise RegistryError(f"{where}: unknown top-level section {sorted(unknown)[0]!r}")
         for section in ("families", "recipes", "models"):
@@ -276,7 +292,15 @@ class Registry:
                 if recipe not in recipes:
                     raise RegistryError(f"{what}: field '{field}': unknown recipe {recipe!r}")
             models[name] = spec
-        return cls(models, families, recipes, path)
+        studies = {}
+        for name, entry in (doc.get("studies") or {}).items():
+            what = f"{where}: study '{name}'"
+            study = cls._validate(Study, {"name": name, **cls._mapping(entry, what)}, what)
+            for i, model in enumerate(study.models):
+                if model not in models:
+                    raise RegistryError(f"{what}: field 'models.{i}': unknown model {model!r}")
+            studies[name] = study
+        return cls(models, families, recipes, path, studies)
 
     @staticmethod
     def _mapping(value, what: str) -> dict:
