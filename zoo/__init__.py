@@ -25,6 +25,10 @@ _LAZY = {
     "build": "zoo.models",
     "count_macs": "zoo.macs",
     "count_params": "zoo.macs",
+    "train": "zoo.training",
+    "evaluate": "zoo.training",
+    "RunResult": "zoo.training",
+    "EvalResult": "zoo.training",
 }
 
 

@@ -1,0 +1,199 @@
+"""End-to-end runs of the harness on the embedded Fashion-MNIST sample: outputs, evaluation, resume after SIGKILL,
+divergence, bad-input exit codes, GoogLeNet's auxiliary heads. Short runs (a few dozen steps) keep it fast."""
+
+import csv
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import cli
+import zoo
+from zoo import results
+
+ROOT = Path(__file__).resolve().parents[1]
+FAST = dict(xla=False, verbose=False)  # XLA compilation costs more than it saves in runs of a few steps
+
+
+def zoo_cli(capsys, *args) -> tuple[int, str, str]:
+    code = cli.main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def lenet_run(tmp_path_factory):
+    """One epoch of 12 steps of LeNet-5 (a slice of the sample's 46 batches per pass)."""
+    tmp = tmp_path_factory.mktemp("lenet")
+    out, store = tmp / "run", tmp / "results"
+    result = zoo.train("lenet5", epochs=1, steps_per_epoch=12, output=out, results=store, **FAST)
+    return result, out, store
+
+
+def test_run_writes_config_history_logs_weights_and_metrics(lenet_run):
+    result, out, store = lenet_run
+    config = json.loads((out / "config.json").read_text())
+    assert config["model"] == "lenet5" and config["recipe"] == "lenet_fmnist"
+    assert (config["steps_per_epoch"], config["total_steps"], config["batch_size"]) == (12, 12, 128)
+    assert config["run_id"] == result.run_id
+
+    rows = list(csv.DictReader((out / "history.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == [1] and int(rows[0]["step"]) == 12
+    assert {"loss", "accuracy", "top5", "lr", "images_per_s", "train_time_s"} <= set(rows[0])
+    assert 0.0 < float(rows[0]["accuracy"]) <= 1.0 and float(rows[0]["images_per_s"]) > 0
+    if importlib.util.find_spec("tensorboard"):
+        assert list((out / "tensorboard").rglob("events.out.tfevents.*"))
+    assert (out / "model.weights.h5").is_file()
+    assert not list((out / "checkpoint").glob("*.weights.h5"))  # checkpoint weights go once the run is finished
+
+    metrics = json.loads((out / "metrics.json").read_text())
+    [record] = results.load(store=store)
+    assert record == metrics == result.record
+    assert set(results.FIELDS) <= set(record)
+    assert (record["status"], record["steps"], record["epochs"], record["replicas"]) == ("finished", 12, 1.0, 1)
+    assert (record["params"], record["macs"], record["image_size"]) == (61706, 416520, 32)
+    assert record["test_accuracy"] == result.test_accuracy and 0.1 < record["test_accuracy"] <= 1.0
+    assert record["test_top5"] >= record["test_accuracy"]
+    assert record["best_val_accuracy"] is None  # lenet_fmnist holds out no validation images
+    assert record["strategy"] == "default" and record["precision"] == "float32" and record["xla"] is False
+    assert record["wall_time_s"] > 0 and record["train_images_per_s"] > 0
+
+
+def test_eval_of_the_saved_weights_reproduces_the_run(lenet_run, capsys):
+    result, out, _ = lenet_run
+    scores = zoo.evaluate("lenet5", out / "model.weights.h5")
+    assert (scores.dataset, scores.split, scores.examples) == ("fashion_mnist_sample", "test", 1000)
+    assert scores.top1 == pytest.approx(result.test_accuracy, abs=1e-6)
+    assert scores.loss == pytest.approx(result.test_loss, rel=1e-5)
+    code, text, _ = zoo_cli(capsys, "eval", "lenet5", "--weights", out / "model.weights.h5")
+    assert code == 0 and f"top-1 {100 * result.test_accuracy:.2f}%" in text
+
+
+def test_output_dir_with_another_run_is_refused(lenet_run, capsys):
+    _, out, store = lenet_run
+    code, _, err = zoo_cli(capsys, "train", "lenet5", "--output", out, "--epochs", 2, "--results", store)
+    assert code == 1 and err.strip() == (f"zoo: error: {out} holds a different run (epochs: 1.0 there, 2.0 now); "
+                                         "choose another --output")
+    code, _, err = zoo_cli(capsys, "train", "lenet5", "--output", out, "--epochs", 1, "--steps-per-epoch", 12,
+                           "--no-xla")
+    assert code == 1 and "already holds this run, finished" in err
+    code, _, err = zoo_cli(capsys, "train", "lenet5", "--output", out, "--resume")
+    assert code == 1 and "has already finished" in err
+
+
+def test_resume_needs_a_checkpoint(lenet_run, tmp_path, capsys):
+    code, _, err = zoo_cli(capsys, "train", "lenet5", "--output", tmp_path / "empty", "--resume")
+    assert (code, err.count("\n")) == (1, 1) and "holds no run (no config.json)" in err
+    died_early = tmp_path / "died"  # a run that stopped before its first epoch ended: config, no checkpoint
+    died_early.mkdir()
+    (died_early / "config.json").write_text((lenet_run[1] / "config.json").read_text())
+    code, _, err = zoo_cli(capsys, "train", "lenet5", "--output", died_early, "--resume")
+    assert code == 1 and f"--resume: no checkpoint in {died_early}" in err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "lenet6"], "unknown model 'lenet6'; did you mean lenet5"),
+    (["train", "lenet5", "--dataset", "cifar100000"], "unknown dataset 'cifar100000'"),
+    (["train", "lenet5", "--recipe", "nope"], "unknown recipe 'nope'"),
+    (["train", "lenet5_original", "--image-size", "24"], "minimum input size is 32x32"),
+    (["train", "lenet5", "--precision", "mixed_float16", "--output", "{tmp}"], "mixed_float16 needs a GPU"),
+    (["eval", "lenet5", "--weights", "{tmp}/none.weights.h5"], "weights file not found"),
+])
+def test_bad_input_is_a_one_line_error(args, message, tmp_path, capsys):
+    code, _, err = zoo_cli(capsys, *[a.replace("{tmp}", str(tmp_path)) for a in args])
+    assert code != 0 and message in err and err.count("\n") == 1
+
+
+def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, capsys):
+    """Adam at lr 1e6: the first step's loss (before any update) is finite, the second is not. With one step per
+    epoch, epoch 1 is checkpointed and epoch 2 diverges."""
+    out = tmp_path / "run"
+    code, _, err = zoo_cli(capsys, "train", "lenet5", "--lr", "1e6", "--steps-per-epoch", 1, "--epochs", 5,
+                           "--no-xla", "--output", out, "--results", tmp_path / "results")
+    assert code == 3
+    assert "training diverged: loss" in err and "at epoch 2, step 2" in err
+    assert f"the last good checkpoint (epoch 1) is kept in {out / 'checkpoint'}" in err
+    state = json.loads((out / "checkpoint" / "state.json").read_text())
+    assert state["epoch"] == 1 and (out / "checkpoint" / state["weights"]).is_file()
+    assert not (out / "metrics.json").exists() and not (tmp_path / "results").exists()
+
+
+def test_resume_after_sigkill(tmp_path):
+    """A real `zoo train` process killed with SIGKILL mid-epoch resumes from its last checkpoint and finishes,
+    repeating only the interrupted epoch."""
+    out = tmp_path / "run"
+    command = [sys.executable, str(ROOT / "cli.py"), "train", "lenet5", "--epochs", "4", "--steps-per-epoch", "30",
+               "--no-xla", "--output", str(out), "--results", str(tmp_path / "results")]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    state_path = out / "checkpoint" / "state.json"
+    deadline = time.monotonic() + 180
+    while not state_path.exists():
+        assert first.poll() is None, first.stdout.read()
+        assert time.monotonic() < deadline, "no checkpoint within 180 s"
+        time.sleep(0.05)
+    first.send_signal(signal.SIGKILL)
+    first_log = first.communicate()[0]
+    finished_before_kill = [line for line in first_log.splitlines() if line.startswith("epoch ")]
+    assert finished_before_kill and not (out / "metrics.json").exists()
+    checkpointed = json.loads(state_path.read_text())["epoch"]
+    assert checkpointed == len(finished_before_kill) < 4  # every finished epoch was checkpointed; killed mid-run
+
+    second = subprocess.run(command + ["--resume"], capture_output=True, text=True, env=env, timeout=240)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert f"from the checkpoint of epoch {checkpointed} (step {30 * checkpointed})" in second.stdout
+    rerun = [int(line.split()[1].split("/")[0]) for line in second.stdout.splitlines() if line.startswith("epoch ")]
+    assert rerun == list(range(checkpointed + 1, 5))  # only the interrupted epoch is done again
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert (metrics["steps"], metrics["epochs"], metrics["status"]) == (120, 4.0, "finished")
+    assert 0.1 < metrics["test_accuracy"] <= 1.0
+    rows = list(csv.DictReader((out / "history.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]
+    assert [int(r["step"]) for r in rows] == [30, 60, 90, 120]
+    lrs = [float(r["lr"]) for r in rows]  # the cosine schedule continued from the restored optimizer step
+    assert lrs == sorted(lrs, reverse=True) and lrs[-1] == pytest.approx(0.0, abs=1e-9)
+    assert len(results.load(store=tmp_path / "results")) == 1
+
+
+def test_holdout_validation_mixed_precision_and_steps_per_execution(tmp_path):
+    """resnet_cifar's recipe (any recipe fits any model) holds out 5000 of the sample's 6000 training images:
+    validation every epoch, best_val_accuracy in the record. bf16 compute, two steps per tf.function call."""
+    result = zoo.train("lenet5", recipe="resnet_cifar", precision="mixed_bfloat16", steps_per_execution=2,
+                       steps_per_epoch=4, max_steps=8, output=tmp_path / "run", results=tmp_path / "results",
+                       **FAST)
+    assert [(r["epoch"], r["step"]) for r in result.history] == [(1, 4), (2, 8)]
+    val = [r["val_accuracy"] for r in result.history]
+    assert result.best_val_accuracy == result.record["best_val_accuracy"] == max(val)
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert (config["train_split"], config["train_examples"], config["weight_decay_mode"]) == ("train", 1000, "l2")
+    assert result.record["precision"] == "mixed_bfloat16"
+    assert result.model.dtype_policy.name == "mixed_bfloat16"
+    assert result.model.get_layer("predictions").compute_dtype == "float32"  # logits stay float32
+
+
+def test_googlenet_trains_its_auxiliary_heads_and_drops_them(tmp_path):
+    """aux_weight 0.3: the training loss is the main cross-entropy plus 0.3 x each auxiliary head's; the saved,
+    evaluated model has the main output only (65x65 is the smallest input the auxiliary pools take)."""
+    recipe = zoo.load_registry().recipe("googlenet_fmnist")
+    assert recipe.aux_weight == 0.3
+    result = zoo.train("googlenet", dataset="fashion_mnist_sample", image_size=65, batch_size=8, max_steps=2,
+                       steps_per_epoch=2, output=tmp_path / "run", results=tmp_path / "results", **FAST)
+    [epoch] = result.history
+    # loss = main cross-entropy (`xent`) + L2 penalty + 0.3 x (aux1 + aux2 cross-entropies). Near initialisation
+    # each head's cross-entropy is about ln 10 = 2.3, so the aux terms add about 1.4 (their own kernels' share
+    # of the L2 penalty, about 0.1, included); the main network's penalty, about 0.9 here, is taken out.
+    main_l2 = recipe.weight_decay / 2 * sum(float(np.sum(np.square(v.numpy())))
+                                            for v in result.model.trainable_variables if v.name.endswith("kernel"))
+    assert 0.5 < main_l2 < 1.5
+    assert 1.0 < epoch["loss"] - epoch["xent"] - main_l2 < 2.0
+    assert len(result.model.outputs) == 1 and result.record["params"] == zoo.count_params(
+        zoo.build("googlenet", input_shape=(65, 65, 3), classes=10))
+    scores = zoo.evaluate("googlenet", tmp_path / "run" / "model.weights.h5")
+    assert scores.top1 == pytest.approx(result.test_accuracy, abs=1e-6)

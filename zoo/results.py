@@ -1,0 +1,90 @@
+"""The results store: one JSON file per finished training run, in one folder.
+
+Where: `store` if given (the CLI's --results), else $ZOO_RESULTS_DIR, else ~/.zoo/results. Each run writes its own
+file `<run_id>.json` through a temporary file and an atomic rename, so concurrent runs never see or leave a half
+written record and never contend for a shared file. `load()` reads them all back (the tables and plots read these).
+
+Light on purpose: no TensorFlow.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any, Optional
+
+__all__ = ["FIELDS", "store_dir", "save", "load", "write_json_atomic"]
+
+# The fields of a record, in this order; readers (zoo/tables.py, zoo/plot.py) rely on these names.
+FIELDS = (
+    "run_id", "model", "dataset", "recipe", "epochs", "steps", "batch_size", "lr", "precision", "xla", "strategy",
+    "replicas", "device", "seed", "test_accuracy", "test_top5", "test_loss", "best_val_accuracy", "wall_time_s",
+    "train_images_per_s", "params", "macs", "image_size", "started", "finished", "zoo_version", "tf_version",
+    "keras_version", "hostname", "output_dir", "status",
+)
+
+
+def store_dir(store: str | os.PathLike | None = None) -> Path:
+    """The results folder: `store`, else $ZOO_RESULTS_DIR, else ~/.zoo/results."""
+    chosen = store or os.environ.get("ZOO_RESULTS_DIR") or Path.home() / ".zoo" / "results"
+    return Path(chosen).expanduser()
+
+
+def write_json_atomic(path: str | os.PathLike, data: Any) -> Path:
+    """Write `data` as JSON to `path` so that readers see the old file or the whole new one, never a part:
+    a temporary file in the same folder (same file system), flushed to disk, then renamed over the target."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2, sort_keys=False, default=str)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def save(record: dict, store: str | os.PathLike | None = None) -> Path:
+    """Add one run's record to the store; returns the file written. The record needs at least `run_id`."""
+    missing = [f for f in ("run_id", "model", "dataset") if not record.get(f)]
+    if missing:
+        raise ValueError(f"a results record needs {', '.join(missing)}")
+    run_id = str(record["run_id"])
+    if "/" in run_id or run_id.startswith("."):
+        raise ValueError(f"run_id must be a plain file name, got {run_id!r}")
+    ordered = {f: record.get(f) for f in FIELDS}
+    ordered.update({k: v for k, v in record.items() if k not in ordered})  # extra fields are kept, after
+    return write_json_atomic(store_dir(store) / f"{run_id}.json", ordered)
+
+
+def load(dataset: Optional[str] = None, model: Optional[str] = None,
+         store: str | os.PathLike | None = None) -> list[dict]:
+    """All records in the store (optionally of one dataset and/or model), oldest finished first. Files that are
+    not valid records (a stray file, a record from a newer format) are skipped with a warning."""
+    folder = store_dir(store)
+    if not folder.is_dir():
+        return []
+    records = []
+    for path in sorted(folder.glob("*.json")):
+        if path.name.startswith("."):
+            continue  # a temporary file of a write in progress
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            warnings.warn(f"skipping unreadable results file {path}: {e}", stacklevel=2)
+            continue
+        if not isinstance(record, dict) or not record.get("model") or not record.get("dataset"):
+            warnings.warn(f"skipping {path}: not a run record", stacklevel=2)
+            continue
+        if (dataset is None or record["dataset"] == dataset) and (model is None or record["model"] == model):
+            records.append(record)
+    return sorted(records, key=lambda r: (str(r.get("finished") or ""), str(r.get("run_id"))))

@@ -1,0 +1,170 @@
+"""The Keras pieces of a run, made from its config and recipe: the model, the optimizer with its schedule and
+weight decay, the loss and metrics, and the input streams."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Optional
+
+import keras
+import tensorflow as tf
+
+from .. import registry as registry_module
+from ..registry import Recipe
+from . import schedules
+from .config import RunConfig, TrainError
+
+__all__ = ["recipe_of", "uses_aux", "build_model", "inference_model", "make_optimizer", "compile_model",
+           "train_stream", "eval_stream", "soft_labels", "input_channels"]
+
+
+def recipe_of(config: RunConfig) -> Recipe:
+    """The recipe as the run resolved it (config.json), so a resumed run keeps it even if the registry moved on."""
+    return Recipe.model_validate({"name": config.recipe, **config.recipe_details})
+
+
+def uses_aux(recipe: Recipe) -> bool:
+    return recipe.aux_weight > 0
+
+
+def soft_labels(recipe: Recipe) -> bool:
+    """Mixup/cutmix make soft labels and label smoothing wants one-hot ones: then the categorical losses."""
+    return bool(recipe.mixup or recipe.cutmix or recipe.label_smoothing)
+
+
+def build_model(config: RunConfig, recipe: Recipe, *, channels: int, for_training: bool = True):
+    """The registry model at the run's input and classes, returning logits (the softmax is folded into the loss,
+    which is the numerically stable form); with the auxiliary heads when the recipe trains them."""
+    import zoo
+
+    spec = registry_module.get_spec(config.model)
+    kwargs = dict(input_shape=(config.image_size, config.image_size, channels), classes=config.classes,
+                  classifier_activation=None)
+    if for_training and uses_aux(recipe):
+        kwargs["aux_logits"] = True
+    if recipe.dropout is not None:
+        # A builder with a `dropout` option (DenseNet) takes the recipe's; elsewhere dropout is part of the
+        # architecture (VGG's fc layers, GoogLeNet's head) and the recipe's value only restates the paper's.
+        builder = registry_module.registry().builder(spec.family)
+        if "dropout" in inspect.signature(builder).parameters:
+            kwargs["dropout"] = recipe.dropout
+        elif spec.arch.get("dropout", recipe.dropout) != recipe.dropout:
+            raise TrainError(f"recipe {recipe.name!r} sets dropout {recipe.dropout:g}, but {spec.name}'s "
+                             f"architecture fixes it at {spec.arch['dropout']:g}")
+    try:
+        return zoo.build(spec.name, **kwargs)
+    except TypeError as e:
+        if "aux_logits" in str(e):
+            raise TrainError(f"recipe {recipe.name!r} trains auxiliary classifiers (aux_weight "
+                             f"{recipe.aux_weight:g}), but {spec.name} has none") from None
+        raise
+
+
+def inference_model(model, config: RunConfig, recipe: Recipe):
+    """The model to evaluate and save: without auxiliary heads (GoogLeNet drops them after training)."""
+    if not uses_aux(recipe):
+        return model
+    from importlib import import_module
+
+    spec = registry_module.get_spec(config.model)
+    family = import_module(registry_module.registry().families[spec.family].builder.split(":")[0])
+    return family.inference_model(model)
+
+
+def _add_l2(model, weight_decay: float) -> None:
+    """SGD weight decay as the papers apply it: wd * w added to the gradient of every kernel (conv and dense), i.e.
+    an L2 penalty wd/2 * |w|^2 in the loss; biases and BatchNorm parameters are not decayed."""
+    penalty = keras.regularizers.L2(weight_decay / 2)
+    for variable in model.trainable_variables:
+        if variable.name.endswith("kernel"):
+            variable.regularizer = penalty
+
+
+def make_optimizer(config: RunConfig, recipe: Recipe, model):
+    schedule = schedules.from_recipe(recipe.schedule, config.lr, config.steps_per_epoch, config.total_steps)
+    if config.weight_decay_mode == "l2":
+        _add_l2(model, config.weight_decay)
+    if recipe.optimizer == "sgd":
+        optimizer = keras.optimizers.SGD(schedule, momentum=recipe.momentum, nesterov=recipe.nesterov)
+    elif recipe.optimizer == "adam":
+        optimizer = keras.optimizers.Adam(schedule)
+    elif recipe.optimizer == "adamw":
+        optimizer = keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay)
+        optimizer.exclude_from_weight_decay(
+            var_list=[v for v in model.trainable_variables if not v.name.endswith("kernel")])
+    else:
+        optimizer = keras.optimizers.RMSprop(schedule, momentum=recipe.momentum)
+    if config.precision == "mixed_float16":  # fp16 gradients underflow without dynamic loss scaling
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer
+
+
+def _losses_and_metrics(config: RunConfig, recipe: Recipe, *, training: bool):
+    if soft_labels(recipe):
+        loss = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=recipe.label_smoothing)
+        metrics = [keras.metrics.CategoricalAccuracy(name="accuracy")]
+        if config.classes > 5:
+            metrics.append(keras.metrics.TopKCategoricalAccuracy(5, name="top5"))
+        metrics.append(keras.metrics.CategoricalCrossentropy(from_logits=True, name="xent"))
+    else:
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+        if config.classes > 5:
+            metrics.append(keras.metrics.SparseTopKCategoricalAccuracy(5, name="top5"))
+        metrics.append(keras.metrics.SparseCategoricalCrossentropy(from_logits=True, name="xent"))
+    if training and uses_aux(recipe):  # the main loss plus aux_weight times each auxiliary head's loss
+        heads = 3
+        return dict(loss=[loss] * heads, loss_weights=[1.0] + [recipe.aux_weight] * (heads - 1),
+                    metrics=[metrics] + [[] for _ in range(heads - 1)])
+    return dict(loss=loss, metrics=metrics)
+
+
+def compile_model(model, config: RunConfig, recipe: Recipe, optimizer=None, *, training: bool = True):
+    """Compile for training (the recipe's losses) or evaluation (one output, no optimizer state needed)."""
+    model.compile(optimizer=optimizer or keras.optimizers.SGD(), jit_compile=config.xla,
+                  steps_per_execution=config.steps_per_execution if training else 1,
+                  **_losses_and_metrics(config, recipe, training=training))
+    return model
+
+
+def _distributable(ds):
+    """Shard by element across workers: the sources are in-memory tensors or TFDS files fewer than workers."""
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return ds.with_options(options)
+
+
+def _label_structure(ds, config: RunConfig, recipe: Recipe, training: bool):
+    if soft_labels(recipe) and not (training and (recipe.mixup or recipe.cutmix)):
+        ds = ds.map(lambda x, y: (x, tf.one_hot(y, config.classes)), num_parallel_calls=tf.data.AUTOTUNE)
+    if training and uses_aux(recipe):
+        ds = ds.map(lambda x, y: (x, (y, y, y)), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds
+
+
+def train_stream(config: RunConfig, recipe: Recipe, seed: int):
+    """The endless, shuffled, augmented training batches (an epoch is `steps_per_epoch` of them)."""
+    from ..data import pipeline as data
+
+    spec = registry_module.get_spec(config.model)
+    ds = data.pipeline(config.dataset, config.train_split, spec, recipe, batch_size=config.batch_size,
+                       training=True, seed=seed, data_dir=config.data_dir, image_size=config.image_size,
+                       repeat=True, drop_remainder=True)
+    ds = data.batch_augment(ds, num_classes=config.classes, mixup_alpha=recipe.mixup, cutmix_alpha=recipe.cutmix,
+                            erasing=recipe.random_erasing, seed=seed)
+    return _distributable(_label_structure(ds, config, recipe, training=True))
+
+
+def eval_stream(config: RunConfig, recipe: Recipe, split: str, batch_size: Optional[int] = None):
+    """One deterministic pass over `split` under the model's evaluation protocol."""
+    from ..data import pipeline as data
+
+    spec = registry_module.get_spec(config.model)
+    ds = data.pipeline(config.dataset, split, spec, recipe, batch_size=batch_size or config.batch_size,
+                       training=False, data_dir=config.data_dir, image_size=config.image_size, deterministic=True)
+    return _distributable(_label_structure(ds, config, recipe, training=False))
+
+
+def input_channels(config: RunConfig) -> int:
+    """The pipeline serves the model's own channel count (grey images copied to RGB for RGB nets)."""
+    return registry_module.get_spec(config.model).input.channels
