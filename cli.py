@@ -187,7 +187,7 @@ def one_line(error: BaseException) -> str:
 
 # Commands that never need TensorFlow; every other command imports it first with TF's C++ start-up log lines
 # (printed before absl logging is initialised, which TF_CPP_MIN_LOG_LEVEL does not reach) kept off stderr.
-LIGHT_COMMANDS = {"list", "info", "datasets", "table", None}
+LIGHT_COMMANDS = {"list", "info", "datasets", "table", "plot", None}
 
 
 def import_tensorflow_quietly() -> None:

@@ -1,0 +1,596 @@
+"""Throughput benchmark of registry variants (and their keras.applications twins) on synthetic data.
+
+Protocol (after timm's benchmark.py): build the model under the requested dtype policy, make one compiled step
+(inference: a `tf.function` of the forward pass; training: `model.compile` with SGD + sparse cross-entropy and
+`train_on_batch`), run `warmup` untimed steps, then `iters` timed steps, each synchronised on its result (the
+outputs are copied to the host, so no step is counted before the device has finished it). Reported: the median
+images/s with its 10th/90th percentiles over the steps, ms per step, the model's parameters and MACs at that image
+size (zoo.count_macs), the achieved GFLOP/s (2 x MACs per image for inference, 3 x that for training: forward plus
+two backward matmuls), the device's measured matmul peak (a short probe of large matmuls on the same device in
+the policy's compute dtype, the best of a few seconds) and the fraction of it (MFU), and the peak memory (host
+RSS sampled during the run; GPU memory from TensorFlow's allocator where a GPU exists).
+
+Out of memory (ResourceExhausted) at a batch size: the batch is halved and the run repeated; the record says so.
+TensorFlow is imported inside the functions, so importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime
+import gc
+import math
+import os
+import platform
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+from .errors import ZooError
+
+__all__ = ["BenchRecord", "measure", "compare_keras", "backoff_on_oom", "is_out_of_memory", "matmul_peak",
+           "rescale_to_best_peak", "write_csv", "write_json", "markdown_report",
+           "device_description", "KERAS_TWINS", "PRECISIONS", "MODES", "COLUMNS"]
+
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+MODES = ("infer", "train")
+# Variants that keras.applications also has, with the constructor's name there.
+KERAS_TWINS = {"vgg16": "VGG16", "vgg19": "VGG19", "resnet50": "ResNet50", "resnet101": "ResNet101",
+               "resnet152": "ResNet152", "densenet121": "DenseNet121", "densenet169": "DenseNet169",
+               "densenet201": "DenseNet201"}
+# FLOPs per MAC: a multiply and an add. Training does the forward pass plus the gradients with respect to the
+# activations and to the weights, each as costly as the forward pass: 3x.
+FLOPS_PER_MAC = 2
+TRAIN_FACTOR = 3
+
+
+class BenchError(ZooError):
+    """A benchmark that cannot run as asked (bad option, out of memory even at batch 1)."""
+
+
+@dataclass
+class BenchRecord:
+    """One benchmark measurement; the field order is the CSV column order."""
+
+    model: str
+    implementation: str  # "zoo" or "keras.applications"
+    mode: str  # "infer" or "train"
+    batch_size: int  # the batch actually measured
+    requested_batch_size: int
+    image_size: int
+    channels: int
+    precision: str  # the Keras dtype policy
+    compute_dtype: str
+    jit: bool  # XLA (jit_compile)
+    warmup: int
+    iters: int
+    images_per_s: float  # median over the timed steps
+    images_per_s_p10: float
+    images_per_s_p90: float
+    ms_per_step: float  # median
+    ms_per_step_p10: float
+    ms_per_step_p90: float
+    params: int  # trainable, of the model as built at this image size
+    gmacs: float  # per image at this image size
+    gflops_per_s: float  # achieved: FLOPs per image x median images/s
+    peak_gflops_per_s: float  # the device's measured matmul peak in `peak_dtype`
+    peak_dtype: str
+    mfu: float  # gflops_per_s / peak_gflops_per_s
+    peak_rss_mb: float  # host resident memory, the highest sampled during build + warm-up + timing
+    start_rss_mb: float  # host resident memory before the model was built (TF runtime, earlier models' caches)
+    gpu_peak_mb: Optional[float]  # TensorFlow allocator peak on GPU:0; None without a GPU
+    backend: str
+    device: str
+    onednn_opts: str  # TF_ENABLE_ONEDNN_OPTS as set for this process ("default" when unset)
+    load_avg: Optional[float]  # the host's 1-minute load average at the end of the run: > cores means contention
+    tf_version: str
+    keras_version: str
+    zoo_version: str
+    date: str  # UTC, ISO 8601
+    host: str
+    vs_keras: Optional[float] = None  # our images/s / keras.applications' images/s, interleaved runs only
+    note: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+COLUMNS = [f.name for f in dataclasses.fields(BenchRecord)]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Out-of-memory back-off
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """TensorFlow's ResourceExhaustedError (also when Keras re-raises it wrapped), or an allocator OOM message."""
+    for e in _chain(error):
+        if type(e).__name__ == "ResourceExhaustedError":
+            return True
+        text = str(e)
+        if "OOM when allocating" in text or "RESOURCE_EXHAUSTED" in text or "Out of memory" in text:
+            return True
+    return False
+
+
+def _chain(error: BaseException):
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        yield error
+        error = error.__cause__ or error.__context__
+
+
+def backoff_on_oom(run: Callable[[int], Any], batch_size: int, on_retry: Callable[[str], None] = None):
+    """`run(batch)`, halving the batch on out-of-memory until it fits; records the back-off in `.note`.
+
+    `run` returns a BenchRecord (or a list of them, for interleaved runs). Other errors pass through.
+    """
+    if batch_size < 1:
+        raise BenchError(f"batch size must be at least 1, got {batch_size}")
+    batch, failed = batch_size, []
+    while True:
+        try:
+            result = run(batch)
+            break
+        except Exception as e:  # noqa: BLE001 - only out-of-memory is retried
+            if not is_out_of_memory(e):
+                raise
+            failed.append(batch)
+            _release_memory()
+            if batch == 1:
+                raise BenchError("out of memory even at batch size 1") from None
+            batch //= 2
+            if on_retry:
+                on_retry(f"out of memory at batch {failed[-1]}; retrying at batch {batch}")
+    for record in result if isinstance(result, list) else [result]:
+        record.requested_batch_size = batch_size
+        if failed:
+            oom = f"out of memory at batch {', '.join(map(str, failed))}: measured at batch {batch}"
+            record.note = "; ".join(filter(None, [oom, record.note]))
+    return result
+
+
+def _release_memory():
+    import keras
+
+    keras.backend.clear_session()
+    gc.collect()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Device facts
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cpu_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def _gpu():
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    return gpus[0] if gpus else None
+
+
+def device_description() -> str:
+    """'GPU: NVIDIA H100 80GB HBM3 (compute capability 9.0)' or 'CPU: AMD EPYC (2 cores)'."""
+    gpu = _gpu()
+    if gpu is not None:
+        import tensorflow as tf
+
+        details = tf.config.experimental.get_device_details(gpu)
+        capability = details.get("compute_capability")
+        cc = f" (compute capability {capability[0]}.{capability[1]})" if capability else ""
+        return f"GPU: {details.get('device_name', gpu.name)}{cc}"
+    return f"CPU: {cpu_model()} ({cpu_cores()} cores)"
+
+
+_PEAKS: dict[tuple[str, str], float] = {}
+
+
+def matmul_peak(dtype: str = "float32", seconds: float = 3.0, refresh: bool = False) -> float:
+    """The device's best measured matmul rate in GFLOP/s for `dtype`: square matmuls large enough to be
+    compute-bound, repeated for about `seconds`; the best single timing counts (on a shared machine the best is
+    the one least disturbed). Cached per device and dtype; `refresh` probes again and keeps the higher value."""
+    import tensorflow as tf
+
+    on_gpu = _gpu() is not None
+    key = ("GPU" if on_gpu else "CPU", dtype)
+    if key in _PEAKS and not refresh:
+        return _PEAKS[key]
+
+    @tf.function
+    def product_sum(x, y):  # the sum is O(n^2) next to the O(n^3) product, and keeps the product alive
+        return tf.reduce_sum(tf.cast(tf.linalg.matmul(x, y), "float32"))
+
+    # On CPUs, sizes that stay in cache run fastest and, being short, find undisturbed moments; GPUs need
+    # large ones to fill.
+    sizes = (4096, 8192) if on_gpu else (512, 1024)
+    best = _PEAKS.get(key, 0.0)
+    for n in sizes:
+        a = tf.cast(tf.random.uniform((n, n), dtype="float32"), dtype)
+        b = tf.cast(tf.random.uniform((n, n), dtype="float32"), dtype)
+        product_sum(a, b).numpy()  # trace and warm up
+        start = time.perf_counter()
+        while time.perf_counter() - start < seconds / len(sizes):
+            t0 = time.perf_counter()
+            product_sum(a, b).numpy()
+            best = max(best, 2 * n ** 3 / (time.perf_counter() - t0) / 1e9)
+    _PEAKS[key] = best
+    return best
+
+
+def rescale_to_best_peak(records: list["BenchRecord"]) -> None:
+    """Restate every record's peak and MFU against the best probe of its device and dtype seen in this process
+    (probes are repeated after each measurement; a busy moment must not inflate the MFU of earlier rows)."""
+    for record in records:
+        best = _PEAKS.get(("GPU" if record.device.startswith("GPU") else "CPU", record.peak_dtype))
+        if best and best > record.peak_gflops_per_s:
+            record.peak_gflops_per_s = best
+            record.mfu = record.gflops_per_s / best
+
+
+class _MemorySampler:
+    """The highest host RSS seen while active (a thread sampling every 10 ms; TF releases the GIL in ops)."""
+
+    def __init__(self, interval: float = 0.01):
+        import psutil
+
+        self._process, self._interval = psutil.Process(), interval
+        self.start = self.peak = self._process.memory_info().rss
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self):
+        while not self._stop.wait(self._interval):
+            self.peak = max(self.peak, self._process.memory_info().rss)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._process.memory_info().rss)
+
+
+@contextlib.contextmanager
+def _gpu_memory():
+    """Yields a dict whose 'peak_mb' is GPU:0's allocator peak over the block (None without a GPU)."""
+    import tensorflow as tf
+
+    result: dict[str, Optional[float]] = {"peak_mb": None}
+    if _gpu() is None:
+        yield result
+        return
+    tf.config.experimental.reset_memory_stats("GPU:0")
+    try:
+        yield result
+    finally:
+        result["peak_mb"] = tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2 ** 20
+
+
+@contextlib.contextmanager
+def _dtype_policy(precision: str):
+    import keras
+
+    if precision not in PRECISIONS:
+        raise BenchError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(precision)
+    try:
+        yield keras.config.dtype_policy().compute_dtype
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# One model, ready to step
+
+
+@dataclass
+class _Subject:
+    label: str
+    implementation: str
+    step: Callable[[], None]
+    params: int
+    macs: int
+    times: list
+
+
+def _build_zoo(name: str, image_size: int, channels: int):
+    import zoo
+
+    return zoo.build(name, input_shape=(image_size, image_size, channels))
+
+
+def _build_keras(name: str, image_size: int, channels: int, classes: int):
+    import keras
+
+    constructor = getattr(keras.applications, KERAS_TWINS[name])
+    return constructor(weights=None, input_shape=(image_size, image_size, channels), classes=classes)
+
+
+def _prepare(model, mode: str, batch: int, classes: int, jit: bool, label: str, implementation: str) -> _Subject:
+    """A synchronised step function for `model` on a synthetic batch."""
+    import keras
+    import tensorflow as tf
+    import zoo
+
+    shape = (batch, *model.input_shape[1:])
+    images = tf.random.uniform(shape, dtype="float32", seed=0)
+    outputs = model.outputs if isinstance(model.outputs, list) else [model.outputs]
+    if mode == "infer":
+        forward = tf.function(lambda x: model(x, training=False), jit_compile=jit)
+
+        def step():
+            for y in tf.nest.flatten(forward(images)):
+                y.numpy()
+    elif mode == "train":
+        labels = tf.random.uniform((batch,), maxval=classes, dtype="int32", seed=1)
+        many = len(outputs) > 1  # GoogLeNet with auxiliary classifiers: the same labels for every head
+        model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
+                      loss=[keras.losses.SparseCategoricalCrossentropy()] * len(outputs) if many
+                      else keras.losses.SparseCategoricalCrossentropy(), jit_compile=jit)
+        targets = [labels] * len(outputs) if many else labels
+
+        def step():
+            model.train_on_batch(images, targets)  # returns the loss as a host float: synchronised
+    else:
+        raise BenchError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    return _Subject(label, implementation, step, zoo.count_params(model), zoo.count_macs(model), [])
+
+
+def _timed(step: Callable[[], None], n: int) -> list[float]:
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def _percentile(values: list[float], q: float) -> float:
+    """Linear-interpolated percentile, q in [0, 100] (numpy's default method)."""
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q / 100
+    low, high = math.floor(position), math.ceil(position)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def _default_jit(xla: Optional[bool]) -> bool:
+    """Keras' own default: XLA on accelerators, not on the CPU."""
+    return (_gpu() is not None) if xla is None else bool(xla)
+
+
+def _record(subject: _Subject, *, mode, batch, image_size, channels, precision, compute_dtype, jit, warmup,
+            peak, peak_dtype, rss: "_MemorySampler", gpu_mb) -> BenchRecord:
+    import keras
+    import tensorflow as tf
+    import zoo
+
+    times = subject.times
+    rates = [batch / t for t in times]
+    ips = _percentile(rates, 50)
+    flops_per_image = FLOPS_PER_MAC * subject.macs * (TRAIN_FACTOR if mode == "train" else 1)
+    achieved = flops_per_image * ips / 1e9
+    return BenchRecord(
+        model=subject.label, implementation=subject.implementation, mode=mode, batch_size=batch,
+        requested_batch_size=batch, image_size=image_size, channels=channels, precision=precision,
+        compute_dtype=compute_dtype, jit=jit, warmup=warmup, iters=len(times),
+        images_per_s=ips, images_per_s_p10=_percentile(rates, 10), images_per_s_p90=_percentile(rates, 90),
+        ms_per_step=_percentile(times, 50) * 1e3, ms_per_step_p10=_percentile(times, 10) * 1e3,
+        ms_per_step_p90=_percentile(times, 90) * 1e3,
+        params=subject.params, gmacs=subject.macs / 1e9, gflops_per_s=achieved,
+        peak_gflops_per_s=peak, peak_dtype=peak_dtype, mfu=achieved / peak,
+        peak_rss_mb=rss.peak / 2 ** 20, start_rss_mb=rss.start / 2 ** 20, gpu_peak_mb=gpu_mb,
+        backend=keras.backend.backend(),
+        device=device_description(), onednn_opts=os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default"),
+        load_avg=os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        tf_version=tf.__version__, keras_version=keras.__version__, zoo_version=zoo.__version__,
+        date=datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
+        host=socket.gethostname())
+
+
+def _check(mode: str, warmup: int, iters: int):
+    if mode not in MODES:
+        raise BenchError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if iters < 1 or warmup < 0:
+        raise BenchError(f"need iters >= 1 and warmup >= 0, got iters={iters}, warmup={warmup}")
+
+
+def _peak_for(compute_dtype: str) -> tuple[float, str]:
+    # Mixed policies compute in bf16/fp16: their MFU is against that dtype's matmul peak.
+    dtype = compute_dtype if compute_dtype in ("bfloat16", "float16") else "float32"
+    return matmul_peak(dtype), dtype
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Public entry points
+
+
+def measure(name: str, mode: str = "infer", batch_size: int = 32, image_size: Optional[int] = None,
+            precision: str = "float32", xla: Optional[bool] = None, warmup: int = 3, iters: int = 10,
+            on_retry: Callable[[str], None] = None) -> BenchRecord:
+    """Benchmark registry variant `name` in `mode` ('infer' or 'train'); halves the batch on out-of-memory.
+
+    image_size: default the registry's input size. xla: None = Keras' default (XLA on GPU, not on CPU).
+    """
+    from .registry import registry
+
+    spec = registry().get(name)
+    _check(mode, warmup, iters)
+    size = image_size or spec.input.size
+
+    def at(batch: int) -> BenchRecord:
+        return _measure_at(spec, mode, batch, size, precision, xla, warmup, iters)
+
+    return backoff_on_oom(at, batch_size, on_retry)
+
+
+def _measure_at(spec, mode, batch, size, precision, xla, warmup, iters) -> BenchRecord:
+    _release_memory()
+    jit = _default_jit(xla)
+    with _dtype_policy(precision) as compute_dtype:
+        peak, peak_dtype = _peak_for(compute_dtype)
+        with _MemorySampler() as rss, _gpu_memory() as gpu:
+            model = _build_zoo(spec.name, size, spec.input.channels)
+            subject = _prepare(model, mode, batch, spec.classes, jit, spec.name, "zoo")
+            _timed(subject.step, warmup)
+            subject.times = _timed(subject.step, iters)
+    peak = max(peak, matmul_peak(peak_dtype, seconds=1.0, refresh=True))
+    return _record(subject, mode=mode, batch=batch, image_size=size, channels=spec.input.channels,
+                   precision=precision, compute_dtype=compute_dtype, jit=jit, warmup=warmup, peak=peak,
+                   peak_dtype=peak_dtype, rss=rss, gpu_mb=gpu["peak_mb"])
+
+
+def compare_keras(name: str, mode: str = "infer", batch_size: int = 32, image_size: Optional[int] = None,
+                  precision: str = "float32", xla: Optional[bool] = None, warmup: int = 3, iters: int = 10,
+                  rounds: int = 5, on_retry: Callable[[str], None] = None) -> list[BenchRecord]:
+    """Our `name` and its keras.applications twin in one process under the same settings, timed interleaved
+    (`rounds` rounds, iters split between them, ours first in even rounds and theirs first in odd ones), so that
+    drifts of a shared machine (other load, clocks, caches) fall on both alike. Returns [ours, theirs];
+    ours.vs_keras = our / their median images/s."""
+    from .registry import registry
+
+    spec = registry().get(name)
+    if spec.name not in KERAS_TWINS:
+        raise BenchError(f"{spec.name} has no keras.applications twin; those with one: {', '.join(KERAS_TWINS)}")
+    _check(mode, warmup, iters)
+    size = image_size or spec.input.size
+
+    def at(batch: int) -> list[BenchRecord]:
+        return _compare_at(spec, mode, batch, size, precision, xla, warmup, iters, rounds)
+
+    return backoff_on_oom(at, batch_size, on_retry)
+
+
+def _compare_at(spec, mode, batch, size, precision, xla, warmup, iters, rounds) -> list[BenchRecord]:
+    _release_memory()
+    jit = _default_jit(xla)
+    channels = spec.input.channels
+    with _dtype_policy(precision) as compute_dtype:
+        peak, peak_dtype = _peak_for(compute_dtype)
+        with _MemorySampler() as rss, _gpu_memory() as gpu:
+            ours = _prepare(_build_zoo(spec.name, size, channels), mode, batch, spec.classes, jit, spec.name,
+                            "zoo")
+            twin = KERAS_TWINS[spec.name]
+            theirs = _prepare(_build_keras(spec.name, size, channels, spec.classes), mode, batch, spec.classes,
+                              jit, f"keras.applications.{twin}", "keras.applications")
+            for subject in (ours, theirs):
+                _timed(subject.step, warmup)
+            rounds = max(1, min(rounds, iters))
+            for r in range(rounds):  # iters spread over the rounds as evenly as they go; who goes first alternates
+                n = iters // rounds + (1 if r < iters % rounds else 0)
+                for subject in (ours, theirs) if r % 2 == 0 else (theirs, ours):
+                    subject.times += _timed(subject.step, n)
+    peak = max(peak, matmul_peak(peak_dtype, seconds=1.0, refresh=True))
+    shared = dict(mode=mode, batch=batch, image_size=size, channels=channels, precision=precision,
+                  compute_dtype=compute_dtype, jit=jit, warmup=warmup, peak=peak, peak_dtype=peak_dtype,
+                  rss=rss, gpu_mb=gpu["peak_mb"])
+    records = [_record(s, **shared) for s in (ours, theirs)]
+    records[0].vs_keras = records[0].images_per_s / records[1].images_per_s
+    for record, other in zip(records, reversed(records)):
+        record.note = f"interleaved with {other.model} over {rounds} rounds; peak memory is of both models"
+    return records
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Writers (no TensorFlow needed)
+
+
+def write_json(records: list[BenchRecord], path) -> None:
+    import json
+
+    with open(path, "w") as f:
+        json.dump([r.as_dict() for r in records], f, indent=2)
+        f.write("\n")
+
+
+def write_csv(records: list[BenchRecord], path) -> None:
+    import csv
+
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer.writeheader()
+        for r in records:
+            writer.writerow({k: ("" if v is None else v) for k, v in r.as_dict().items()})
+
+
+def fmt_rate(value: float) -> str:
+    return f"{value:,.0f}" if value >= 100 else f"{value:.1f}" if value >= 10 else f"{value:.2f}"
+
+
+def markdown_table(records: list[BenchRecord]) -> str:
+    head = ["model", "implementation", "mode", "batch", "size", "images/s (median)", "p10-p90", "ms/step",
+            "GMACs/image", "GFLOP/s", "MFU", "RSS MB start → peak", "ours/keras", "note"]
+    gpu = any(r.gpu_peak_mb is not None for r in records)
+    if gpu:
+        head.insert(12, "GPU peak MB")
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    for r in records:
+        cells = [r.model, r.implementation, r.mode, str(r.batch_size), str(r.image_size), fmt_rate(r.images_per_s),
+                 f"{fmt_rate(r.images_per_s_p10)}-{fmt_rate(r.images_per_s_p90)}", f"{r.ms_per_step:.1f}",
+                 f"{r.gmacs:.3g}", f"{r.gflops_per_s:.1f}", f"{r.mfu:.1%}",
+                 f"{r.start_rss_mb:,.0f} → {r.peak_rss_mb:,.0f}",
+                 "" if r.vs_keras is None else f"{r.vs_keras:.2f}", r.note]
+        if gpu:
+            cells.insert(12, "" if r.gpu_peak_mb is None else f"{r.gpu_peak_mb:,.0f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def markdown_report(records: list[BenchRecord], command: str) -> str:
+    """docs/benchmarks.md: how it was run (command, machine, versions, date), the method, and the table."""
+    if not records:
+        raise BenchError("no benchmark records to write")
+    first = records[0]
+    peaks = sorted({(r.peak_dtype, round(r.peak_gflops_per_s, 1)) for r in records})
+    loads = [r.load_avg for r in records if r.load_avg is not None]
+    return "\n".join([
+        "# Benchmarks",
+        "",
+        f"Generated by `{command}` (rerun it to regenerate this file).",
+        "",
+        f"- machine: {first.device}, host `{first.host}`",
+        f"- software: TensorFlow {first.tf_version}, Keras {first.keras_version} ({first.backend} backend), "
+        f"zoo {first.zoo_version}; TF_ENABLE_ONEDNN_OPTS={first.onednn_opts}",
+        f"- settings: precision {first.precision}, XLA {'on' if first.jit else 'off'}, {first.warmup} warm-up "
+        f"steps, {first.iters} timed steps per row",
+        "- measured matmul peak of this device: " + ", ".join(f"{d} {p:,.1f} GFLOP/s" for d, p in peaks),
+        f"- date: {first.date}",
+        f"- host load (1-minute load average at the end of each row, {cpu_cores()} cores): "
+        + (f"{min(loads):.1f} to {max(loads):.1f}" if loads else "unknown"),
+        "",
+        "Method: synthetic inputs; inference is a `tf.function` of the forward pass, training is `model.compile` "
+        "(SGD with momentum, sparse cross-entropy) and `train_on_batch`; every timed step waits for its result "
+        "on the host. images/s is the median over the timed steps, with the 10th-90th percentiles. "
+        "GFLOP/s counts 2 FLOPs per MAC (zoo.count_macs at that image size), x3 for training; MFU is that "
+        "over the measured matmul peak. RSS is the host process's resident memory before the model was built "
+        "and its peak during build, warm-up and timing (rows run in order in one process, so the start includes "
+        "TensorFlow and what earlier rows left cached). "
+        "`ours/keras` is the images/s ratio to the keras.applications twin timed interleaved in the same process "
+        "(>1: ours faster).",
+        "",
+        markdown_table(records),
+        "",
+    ])

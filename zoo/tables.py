@@ -1,0 +1,334 @@
+"""Reproduced tables: the architectures (from the registry) and the training results (from the results store)
+beside the papers' published numbers, as Markdown, CSV or JSON.
+
+Imports no TensorFlow: it reads `registry.yaml` and the results store's JSON files only.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from . import results as results_store
+from .errors import ZooError
+from .registry import Result, Spec, registry
+
+__all__ = ["FORMATS", "TOP1_METRICS", "PAPER_METRICS", "TableError", "Column", "render", "load", "results_dir",
+           "best_runs", "accuracy_of", "published_top1", "headline_result", "describe", "is_multi_crop",
+           "short_protocol", "dataset_label", "historic_order", "architecture_rows", "render_architectures",
+           "results_rows", "render_results", "ARCHITECTURES_COMMAND", "REGENERATE_ALL_COMMAND"]
+
+FORMATS = ("md", "csv", "json")
+ARCHITECTURES_COMMAND = "zoo table architectures --output docs/architectures.md"
+REGENERATE_ALL_COMMAND = "zoo table docs"
+
+DATASET_LABELS = {"imagenet2012": "ImageNet", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "mnist": "MNIST",
+                  "fashion_mnist": "Fashion-MNIST", "svhn": "SVHN"}
+METRIC_LABELS = {"top1_error": "top-1 error", "top5_error": "top-5 error", "error": "error",
+                 "top1_accuracy": "top-1 accuracy", "top5_accuracy": "top-5 accuracy"}
+FINISHED = ("finished", "completed")  # run statuses that count; others (running, failed, ...) are left out
+TOP1_METRICS = ("top1_error", "error", "top1_accuracy")
+PAPER_METRICS = ("top1_error", "error")  # how the papers report; torchvision's numbers are top1_accuracy
+# Protocols that average several crops/scales/models: our evaluation is one centre crop, so these compare less well.
+CROP_COUNT = re.compile(r"\b([2-9]|\d{2,})-crops?\b|\b\d+ crops\b", re.I)  # '10-crop', '144 crops'
+MULTI_VIEW = re.compile(r"\bmulti-?(crop|scale|view)|\bdense\b|\bensemble|\bfully[- ]conv", re.I)
+SINGLE_CROP = re.compile(r"\bsingle[- ](\d+(px)?[- ])?(crop|view)\b|\b(1|one)[- ]crop\b|\bcent(er|re)[- ]crop\b",
+                         re.I)
+WITHOUT_AUGMENTATION = re.compile(r"\bno (augmentation|distortions?)\b|\bwithout (augmentation|distortions?)\b",
+                                  re.I)
+
+
+class TableError(ZooError):
+    """A table that cannot be made as asked (unknown format, empty results store...)."""
+
+
+def dataset_label(dataset: str) -> str:
+    return DATASET_LABELS.get(dataset, dataset)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Generic rendering: a table is a list of row dicts and the columns to show.
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    header: str
+    fmt: Callable[[Any], str] = str  # Markdown cell text of a (non-None) value
+    align: str = "left"
+
+
+def render(rows: list[dict], columns: list[Column], fmt: str, preamble: str = "") -> str:
+    """`md`: preamble + a GitHub table of formatted cells; `csv`/`json`: the raw values of the columns."""
+    if fmt not in FORMATS:
+        raise TableError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    if fmt == "json":
+        return json.dumps([{c.key: row.get(c.key) for c in columns} for row in rows], indent=2,
+                          ensure_ascii=False) + "\n"
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow([c.key for c in columns])
+        for row in rows:
+            writer.writerow(["" if row.get(c.key) is None else row.get(c.key) for c in columns])
+        return out.getvalue()
+    rule = {"left": "---", "right": "---:", "center": ":---:"}
+    lines = ["| " + " | ".join(c.header for c in columns) + " |",
+             "|" + "|".join(rule[c.align] for c in columns) + "|"]
+    for row in rows:
+        cells = ["" if row.get(c.key) is None else c.fmt(row[c.key]).replace("|", "\\|") for c in columns]
+        lines.append("| " + " | ".join(cells) + " |")
+    return (preamble + "\n" if preamble else "") + "\n".join(lines) + "\n"
+
+
+def _int(value) -> str:
+    return f"{value:,}"
+
+
+def _gmacs(value) -> str:
+    return f"{value:.3g}" if value < 1 else f"{value:.2f}"
+
+
+def _pct(value) -> str:
+    return f"{value:.2f}"
+
+
+def _signed(value) -> str:
+    return f"{value:+.2f}"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Published numbers
+
+
+def accuracy_of(result: Result) -> float:
+    """The published number as an accuracy in percent (errors are converted: accuracy = 100 - error)."""
+    return result.value if result.metric.endswith("accuracy") else 100.0 - result.value
+
+
+def is_multi_crop(protocol: Optional[str]) -> bool:
+    """'10-crop', 'multi-scale dense', '144 crops' are; 'single 224 crop', 'centre crop' and no protocol aren't."""
+    protocol = protocol or ""
+    return bool(CROP_COUNT.search(protocol)) or (bool(MULTI_VIEW.search(protocol))
+                                                 and not SINGLE_CROP.search(protocol))
+
+
+def short_protocol(protocol: Optional[str]) -> str:
+    """'10 crops (4 corners + center...)' -> '10-crop'; 'multi-scale dense evaluation' -> 'multi-scale'."""
+    protocol = protocol or ""
+    count = CROP_COUNT.search(protocol)
+    if count:
+        return re.match(r"\d+", count.group(0)).group(0) + "-crop"
+    view = MULTI_VIEW.search(protocol)
+    return view.group(0).lower() if view else protocol
+
+
+def published_top1(spec: Spec, dataset: str, augmented: Optional[bool] = None,
+                   metrics: tuple[str, ...] = TOP1_METRICS) -> Optional[Result]:
+    """The published top-1 number for `dataset` to set beside a run or plot.
+
+    When `augmented` is known (the run's recipe augments its training data or not), results whose protocol
+    matches it. Then single-crop numbers (our evaluation is one centre crop), the best of them; with only
+    multi-crop/-scale/dense numbers, the least boosted one (the lowest accuracy: extra views only raise it).
+    `metrics=PAPER_METRICS` keeps the papers' own error rates (torchvision's re-measured accuracies are
+    recorded as top1_accuracy)."""
+    candidates = [r for r in spec.published(dataset) if r.metric in metrics]
+    if not candidates:
+        return None
+    if augmented is not None:
+        matching = [r for r in candidates if bool(WITHOUT_AUGMENTATION.search(r.protocol or "")) != augmented]
+        candidates = matching or candidates
+    single = [r for r in candidates if not is_multi_crop(r.protocol)]
+    return max(single, key=accuracy_of) if single else min(candidates, key=accuracy_of)
+
+
+def headline_result(spec: Spec) -> Optional[Result]:
+    """The paper's headline number: its ImageNet top-1 error if it gives one, else its top-1 error on the
+    variant's default dataset, else on the first dataset it reports; else any top-1 number the registry holds
+    (e.g. torchvision's, for variants that are not in a paper), else the first result."""
+    datasets = ["imagenet2012", spec.dataset] + [r.dataset for r in spec.results]
+    for metrics in (PAPER_METRICS, TOP1_METRICS):
+        for dataset in datasets:
+            best = published_top1(spec, dataset, metrics=metrics)
+            if best is not None:
+                return best
+    return spec.results[0] if spec.results else None
+
+
+def describe(result: Optional[Result]) -> Optional[str]:
+    if result is None:
+        return None
+    protocol = f" ({result.protocol})" if result.protocol else ""
+    return f"{dataset_label(result.dataset)} {METRIC_LABELS[result.metric]} {result.value:g}%{protocol}"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# zoo table architectures
+
+
+ARCHITECTURE_COLUMNS = [
+    Column("name", "model"), Column("family", "family"), Column("year", "year", align="right"),
+    Column("input", "input"), Column("params", "params", _int, "right"), Column("gmacs", "GMACs", _gmacs, "right"),
+    Column("depth", "depth", align="right"), Column("headline", "headline result"),
+    Column("paper_source", "source"), Column("reference_source", "reference"),
+    Column("reference_params", "reference params", _int, "right"), Column("check", "params = reference"),
+]
+
+
+def historic_order(names: list[str]) -> list[str]:
+    """Families in the order they appeared (their earliest paper), each family's variants together."""
+    reg = registry()
+    first_year: dict[str, int] = {}
+    for name in names:
+        spec = reg.get(name)
+        first_year[spec.family] = min(first_year.get(spec.family, spec.paper.year), spec.paper.year)
+    position = {name: i for i, name in enumerate(reg.names())}  # natural order: resnet18 before resnet101
+    return sorted(names, key=lambda n: (first_year[reg.get(n).family], reg.get(n).family, position[n]))
+
+
+def architecture_rows(names: Optional[list[str]] = None) -> list[dict]:
+    reg = registry()
+    rows = []
+    for name in historic_order(names or reg.names()):
+        spec = reg.get(name)
+        headline = headline_result(spec)
+        rows.append({
+            "name": spec.name, "family": reg.families[spec.family].title, "year": spec.paper.year,
+            "input": f"{spec.input.size}x{spec.input.size}x{spec.input.channels}", "params": spec.params,
+            "gmacs": spec.macs / 1e9, "depth": spec.depth, "headline": describe(headline),
+            "paper_source": headline.source if headline else None,
+            "reference_source": spec.reference.source, "reference_params": spec.reference.params,
+            "check": "✓" if spec.params == spec.reference.params
+            else f"✗ ({spec.params - spec.reference.params:+,})",
+        })
+    return rows
+
+
+def render_architectures(fmt: str = "md") -> str:
+    preamble = "\n".join([
+        "# Architectures",
+        "",
+        f"<!-- Generated by `{ARCHITECTURES_COMMAND}` from registry.yaml: do not edit by hand. "
+        f"`{REGENERATE_ALL_COMMAND}` regenerates every generated document. -->",
+        "",
+        "Every variant in the registry: its paper's year, default input, trainable parameters and multiply-"
+        "accumulates per image (conv and dense layers, `zoo.count_macs`), depth as the paper counts it, the "
+        "headline result (the paper's top-1 error, single-crop where it gives one; torchvision's accuracy for "
+        "variants no paper reports) and the published parameter count the "
+        "build must equal (checked by tests/test_models.py).",
+        "",
+    ])
+    return render(architecture_rows(), ARCHITECTURE_COLUMNS, fmt, preamble)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The results store
+
+
+def results_dir(store: Optional[str | os.PathLike] = None) -> Path:
+    """--results DIR, else $ZOO_RESULTS_DIR, else ~/.zoo/results."""
+    return results_store.store_dir(store)
+
+
+def load(dataset: Optional[str] = None, model: Optional[str] = None,
+         store: Optional[str | os.PathLike] = None) -> list[dict]:
+    """Every run record in the results store (zoo.results.load), optionally one dataset's or model's; a store
+    that does not exist is an error here (a table of nothing would hide a wrong --results path)."""
+    root = results_dir(store)
+    if not root.is_dir():
+        raise TableError(f"results store {root} does not exist (train something with `zoo train`, or pass "
+                         f"--results DIR)")
+    return results_store.load(dataset=dataset, model=model, store=root)
+
+
+def best_runs(runs: list[dict]) -> list[dict]:
+    """The finished run with the highest test accuracy for each (dataset, model, recipe), in registry order."""
+    best: dict[tuple, dict] = {}
+    for run in runs:
+        if run.get("status") not in FINISHED or run.get("test_accuracy") is None:
+            continue
+        key = (run.get("dataset"), run.get("model"), run.get("recipe"))
+        if key not in best or run["test_accuracy"] > best[key]["test_accuracy"]:
+            best[key] = run
+    order = {name: i for i, name in enumerate(registry().names())}
+    return sorted(best.values(), key=lambda r: (str(r.get("dataset")), order.get(r.get("model"), math.inf),
+                                                str(r.get("model")), str(r.get("recipe"))))
+
+
+def _wall(seconds) -> str:
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
+
+
+def _rate(value) -> str:
+    return f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
+
+
+RESULT_COLUMNS = [
+    Column("model", "model"), Column("recipe", "recipe"), Column("accuracy", "top-1 acc. %", _pct, "right"),
+    Column("top5", "top-5 acc. %", _pct, "right"), Column("epochs", "epochs", lambda v: f"{v:g}", "right"),
+    Column("wall_time_s", "wall time", _wall, "right"), Column("images_per_s", "train images/s", _rate, "right"),
+    Column("device", "device"), Column("published", "paper top-1 acc. %", _pct, "right"),
+    Column("difference", "difference", _signed, "right"), Column("published_protocol", "paper's protocol"),
+    Column("published_source", "where"), Column("run_id", "run"),
+]
+
+
+def _augmented(recipe_name: Optional[str]) -> Optional[bool]:
+    try:
+        return registry().recipe(recipe_name).augment != "none" if recipe_name else None
+    except ZooError:
+        return None
+
+
+def results_rows(dataset: str, store=None, runs: Optional[list[dict]] = None) -> list[dict]:
+    """One row per (model, recipe): its best finished run on `dataset` beside the paper's top-1 number."""
+    reg = registry()
+    rows = []
+    for run in best_runs(load(dataset=dataset, store=store) if runs is None else runs):
+        spec = reg.models.get(run.get("model"))
+        paper = published_top1(spec, dataset, _augmented(run.get("recipe"))) if spec else None
+        accuracy = 100 * run["test_accuracy"]
+        top5 = run.get("test_top5")
+        rows.append({
+            "model": run.get("model"), "recipe": run.get("recipe"), "accuracy": accuracy,
+            "top5": None if top5 is None else 100 * top5, "epochs": run.get("epochs"),
+            "wall_time_s": run.get("wall_time_s"), "images_per_s": run.get("train_images_per_s"),
+            "device": run.get("device"),
+            "published": accuracy_of(paper) if paper else None,
+            "difference": accuracy - accuracy_of(paper) if paper else None,
+            "published_protocol": paper.protocol if paper else None,
+            "published_source": paper.source if paper else None, "run_id": run.get("run_id"),
+        })
+    return rows
+
+
+def results_command(dataset: str) -> str:
+    return f"zoo table results --dataset {dataset} --output docs/results-{dataset}.md"
+
+
+def render_results(dataset: str, fmt: str = "md", store=None, runs: Optional[list[dict]] = None) -> str:
+    rows = results_rows(dataset, store, runs)
+    if not rows:
+        raise TableError(f"no finished run on {dataset!r} in the results store {results_dir(store)}")
+    preamble = "\n".join([
+        f"# Results on {dataset_label(dataset)}",
+        "",
+        f"<!-- Generated by `{results_command(dataset)}` from the results store: do not edit by hand. -->",
+        "",
+        "The best finished run of each model and recipe (test-split accuracy, one centre crop) beside the paper's "
+        "top-1 number for this dataset, converted to accuracy (100 - error). The paper's single-crop number is "
+        "used where it gives one, and the protocol matching the recipe's augmentation (or its absence). "
+        "`difference` = ours - paper, in percentage points.",
+        "",
+    ])
+    return render(rows, RESULT_COLUMNS, fmt, preamble)
