@@ -20,10 +20,12 @@ def documented_commands():
     found = []
     for path in DOCS:
         for block in re.findall(r"```bash\n(.*?)```", path.read_text(), re.S):
-            for line in block.splitlines():
+            for line in block.replace("\\\n", " ").splitlines():
                 for part in line.split("&&"):
                     words = shlex.split(part, comments=True)
-                    if words and words[0].endswith("zoo") and Path(words[0]).name == "zoo":
+                    while words and re.fullmatch(r"[A-Z_]+=.*", words[0]):
+                        words = words[1:]  # environment assignments before the command
+                    if words and Path(words[0]).name == "zoo":
                         found.append(pytest.param(words[1:], id=f"{path.name}: {' '.join(words)}"))
     return found
 

@@ -22,7 +22,6 @@ import datetime
 import gc
 import math
 import os
-import platform
 import socket
 import threading
 import time
@@ -30,6 +29,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from .errors import ZooError
+from .hardware import cpu_cores, cpu_model, device_description, first_gpu as _gpu  # noqa: F401 (re-exported)
+from .weights import KERAS_APPLICATIONS as KERAS_TWINS
 
 __all__ = ["BenchRecord", "measure", "compare_keras", "backoff_on_oom", "is_out_of_memory", "matmul_peak",
            "rescale_to_best_peak", "write_csv", "write_json", "markdown_report",
@@ -37,10 +38,6 @@ __all__ = ["BenchRecord", "measure", "compare_keras", "backoff_on_oom", "is_out_
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 MODES = ("infer", "train")
-# Variants that keras.applications also has, with the constructor's name there.
-KERAS_TWINS = {"vgg16": "VGG16", "vgg19": "VGG19", "resnet50": "ResNet50", "resnet101": "ResNet101",
-               "resnet152": "ResNet152", "densenet121": "DenseNet121", "densenet169": "DenseNet169",
-               "densenet201": "DenseNet201"}
 # FLOPs per MAC: a multiply and an add. Training does the forward pass plus the gradients with respect to the
 # activations and to the weights, each as costly as the forward pass: 3x.
 FLOPS_PER_MAC = 2
@@ -163,44 +160,6 @@ def _release_memory():
 
 # ---------------------------------------------------------------------------------------------------------------
 # Device facts
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def cpu_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
-def _gpu():
-    import tensorflow as tf
-
-    gpus = tf.config.list_physical_devices("GPU")
-    return gpus[0] if gpus else None
-
-
-def device_description() -> str:
-    """'GPU: NVIDIA H100 80GB HBM3 (compute capability 9.0)' or 'CPU: AMD EPYC (2 cores)'."""
-    gpu = _gpu()
-    if gpu is not None:
-        import tensorflow as tf
-
-        details = tf.config.experimental.get_device_details(gpu)
-        capability = details.get("compute_capability")
-        cc = f" (compute capability {capability[0]}.{capability[1]})" if capability else ""
-        return f"GPU: {details.get('device_name', gpu.name)}{cc}"
-    return f"CPU: {cpu_model()} ({cpu_cores()} cores)"
 
 
 _PEAKS: dict[tuple[str, str], float] = {}

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import platform
 
 from .config import TrainError
 
@@ -157,25 +156,8 @@ def dtype_policy(precision: str):
 
 
 def device_description(strategy=None) -> str:
-    """'2x NVIDIA H100 80GB HBM3' or 'CPU: AMD EPYC 7B13 (2 cores)'; workers prefix it when there are several."""
-    import tensorflow as tf
+    """The device (zoo.hardware), prefixed with the worker count when the run spans several machines."""
+    from ..hardware import device_description as describe
 
-    gpus = tf.config.list_physical_devices("GPU")
-    if gpus:
-        details = tf.config.experimental.get_device_details(gpus[0])
-        what = f"{len(gpus)}x {details.get('device_name', 'GPU')}"
-    else:
-        what = f"CPU: {_cpu_name()} ({os.cpu_count()} cores)"
     workers = cluster_size()
-    return f"{workers} workers x {what}" if workers > 1 else what
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return f"{workers} workers x {describe()}" if workers > 1 else describe()
