@@ -15,12 +15,13 @@ import importlib
 from .catalogue import (DatasetError, DatasetInfo, DatasetNotReadyError, UnknownDatasetError,  # noqa: F401
                         dataset_info, load_catalogue, get_dataset, is_ready, list_datasets, prepared_dir,
                         require_ready, resolve_data_dir, size_on_disk)
-from .sources import CorruptDataError, RawFilesNotFoundError  # noqa: F401
 
 # `pipeline` and `prepare` are not re-exported: they are also the names of the submodules that define them
-# (`from zoo.data.pipeline import pipeline`, `from zoo.data.prepare import prepare`).
+# (`from zoo.data.pipeline import pipeline`, `from zoo.data.prepare import prepare`). The raw-file readers
+# (sources.py) need numpy, so their errors are lazy too: `zoo list` imports this package and must stay fast.
 _LAZY = {name: "zoo.data.pipeline" for name in
          ("make_dataset", "batch_augment", "mixup", "cutmix", "random_erasing", "AUGMENTS")}
+_LAZY.update({name: "zoo.data.sources" for name in ("CorruptDataError", "RawFilesNotFoundError")})
 
 
 def __getattr__(name: str):
