@@ -206,7 +206,8 @@ def main(argv=None) -> int:
     """Console entry point: errors become one line on stderr and a non-zero exit (ZOO_DEBUG=1 shows tracebacks)."""
     args = sys.argv[1:] if argv is None else list(argv)
     command = next((a for a in args if not a.startswith("-")), None)
-    if command not in LIGHT_COMMANDS and not {"-h", "--help", "--version"} & set(args):
+    heavy = command in cli.commands and command not in LIGHT_COMMANDS
+    if heavy and not {"-h", "--help", "--version"} & set(args):
         try:
             import_tensorflow_quietly()
         except (ImportError, OSError):
