@@ -60,13 +60,13 @@ def check_head_args(weights, pooling, classes: int, classifier_activation, model
 # Heads
 
 
-def _prediction_dtype():
+def prediction_dtype():
     # Under a mixed policy the logits/softmax stay float32, as Keras' mixed-precision guide advises.
     return "float32" if keras.config.dtype_policy().name.startswith("mixed") else None
 
 
 def predictions(x, classes: int, classifier_activation, name: str = "predictions"):
-    return layers.Dense(classes, activation=classifier_activation, dtype=_prediction_dtype(), name=name)(x)
+    return layers.Dense(classes, activation=classifier_activation, dtype=prediction_dtype(), name=name)(x)
 
 
 def pool_features(x, pooling: Optional[str]):

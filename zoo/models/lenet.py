@@ -195,7 +195,7 @@ def build(arch, *, default_size, min_size, channels, include_top=True, weights=N
             x = layers.Flatten(name="flatten")(x)
             x = layers.Dense(arch["f6"], activation=scaled_tanh, name="F6")(x)
             x = EuclideanRBF(rbf_prototypes(classes, arch["f6"]), name="RBF")(x)
-            x = layers.Activation(classifier_activation, dtype=common._prediction_dtype(), name="predictions")(x)
+            x = layers.Activation(classifier_activation, dtype=common.prediction_dtype(), name="predictions")(x)
         else:
             x = common.pool_features(x, pooling)
     else:
