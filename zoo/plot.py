@@ -6,6 +6,7 @@ PNG and SVG, drawn headless (matplotlib's Agg canvas, no pyplot state). No Tenso
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -179,8 +180,11 @@ def plot(points: list[Point], output_prefix: str | Path, title: str, references:
     prefix.parent.mkdir(parents=True, exist_ok=True)
     paths = [prefix.with_name(prefix.name + ".png"), prefix.with_name(prefix.name + ".svg")]
     with matplotlib.rc_context({"svg.hashsalt": "zoo", "svg.fonttype": "none"}):
-        figure.savefig(paths[0], dpi=150, metadata={"Software": None})
-        figure.savefig(paths[1], metadata={"Date": None, "Creator": None})
+        for path, options in zip(paths, ({"dpi": 150, "metadata": {"Software": None}},
+                                         {"metadata": {"Date": None, "Creator": None}})):
+            partial = path.with_name(f".{path.name}.partial{path.suffix}")  # same folder: rename is atomic
+            figure.savefig(partial, format=path.suffix[1:], **options)
+            os.replace(partial, path)
     return paths
 
 

@@ -16,7 +16,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Optional
 
-__all__ = ["FIELDS", "store_dir", "save", "load", "write_json_atomic"]
+__all__ = ["FIELDS", "store_dir", "save", "load", "write_json_atomic", "write_text_atomic"]
 
 # The fields of a record, in this order; readers (zoo/tables.py, zoo/plot.py) rely on these names.
 FIELDS = (
@@ -33,16 +33,15 @@ def store_dir(store: str | os.PathLike | None = None) -> Path:
     return Path(chosen).expanduser()
 
 
-def write_json_atomic(path: str | os.PathLike, data: Any) -> Path:
-    """Write `data` as JSON to `path` so that readers see the old file or the whole new one, never a part:
-    a temporary file in the same folder (same file system), flushed to disk, then renamed over the target."""
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write `text` to `path` so that readers see the old file or the whole new one, never a part: a temporary
+    file in the same folder (same file system), flushed to disk, then renamed over the target."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=False, default=str)
-            f.write("\n")
+        with os.fdopen(fd, "w", newline="") as f:
+            f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -51,6 +50,11 @@ def write_json_atomic(path: str | os.PathLike, data: Any) -> Path:
             os.unlink(tmp)
         raise
     return path
+
+
+def write_json_atomic(path: str | os.PathLike, data: Any) -> Path:
+    """`data` as indented JSON, written atomically (see write_text_atomic)."""
+    return write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
 
 
 def save(record: dict, store: str | os.PathLike | None = None) -> Path:

@@ -8,6 +8,7 @@ import sys
 import click
 
 from ..errors import ZooError
+from ..results import write_text_atomic
 
 MODE_CHOICES = ["infer", "train", "both"]
 PRECISION_CHOICES = ["float32", "mixed_bfloat16", "mixed_float16"]  # = zoo.bench.PRECISIONS (kept import-free)
@@ -139,8 +140,7 @@ def bench(names, mode, batch_size, image_size, precision, xla, warmup, iters, co
     if markdown_path:
         command = canonical_command(names, mode, batch_size, image_size, precision, xla, warmup, iters,
                                     compare_keras, markdown_path)
-        with open(markdown_path, "w") as f:
-            f.write(bench_module.markdown_report(records, command))
+        write_text_atomic(markdown_path, bench_module.markdown_report(records, command))
     for path in filter(None, (json_path, csv_path, markdown_path)):
         progress(f"wrote {path}")
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import click
 
+from ..results import write_text_atomic
+
 FORMAT = click.Choice(["md", "csv", "json"])
 RESULTS_OPTION = click.option("--results", "store", type=click.Path(file_okay=False),
                               help="Results store directory (default: $ZOO_RESULTS_DIR, else ~/.zoo/results).")
@@ -16,8 +18,7 @@ RESULTS_OPTION = click.option("--results", "store", type=click.Path(file_okay=Fa
 
 def emit(text: str, output) -> None:
     if output:
-        Path(output).parent.mkdir(parents=True, exist_ok=True)
-        Path(output).write_text(text)
+        write_text_atomic(output, text)
         click.echo(f"zoo: wrote {output}", err=True)
     else:
         click.echo(text, nl=False)
