@@ -130,7 +130,7 @@ def info(name, as_json):
         for column in ("dataset", "split", "metric", "value", "protocol", "source"):
             results.add_column(column)
         for r in spec.results:
-            results.add_row(r.dataset, r.split, r.metric, f"{r.value:g}", r.protocol or "", r.source)
+            results.add_row(r.dataset, r.split, r.metric, f"{r.value:g}", r.protocol or "", r.where())
         out.print(results)
 
 

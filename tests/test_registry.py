@@ -28,6 +28,16 @@ GOOD = textwrap.dedent("""
         reference: {source: paper, params: 61706}
 """)
 
+STUDY = textwrap.dedent("""
+    studies:
+      small:
+        description: test
+        dataset: mnist
+        models: [tiny]
+        budgets: {cpu: {description: quick}}
+        compare_with: COMPARE
+""")
+
 
 def test_good_registry_loads():
     reg = Registry.from_text(GOOD)
@@ -56,6 +66,10 @@ def test_good_registry_loads():
     (lambda t: t.replace("models:", "modells:"), r"unknown top-level section 'modells'"),
     (lambda t: t.replace("  tiny:", "  Tiny-Net:"), r"model 'Tiny-Net': name must be lower-case"),
     (lambda t: t.replace("input: {size", "input: [size"), r"not valid YAML"),
+    (lambda t: t + STUDY.replace("COMPARE", "{tiny: huge}"),
+     r"study 'small': field 'compare_with.tiny': unknown model 'huge'"),
+    (lambda t: t + STUDY.replace("COMPARE", "{other: tiny}"),
+     r"study 'small': field 'compare_with.other': not one of the study's models"),
 ])
 def test_broken_registry_names_entry_and_field(edit, message):
     with pytest.raises(RegistryError, match=message):

@@ -65,6 +65,26 @@ def test_results_markdown_csv_json(store):
         tables.render_results("mnist", "md", store / "missing")
 
 
+def test_stand_in_published_number_is_labelled():
+    """A variant with no published number on a dataset gets the one of the variant its study names in
+    `compare_with`, and the row says which network that number was measured on."""
+    reg = registry()
+    study = reg.studies["fashion_mnist"]
+    assert study.compare_with["resnet20"] == "resnet18" and not reg.get("resnet20").published("fashion_mnist")
+    row = tables.results_rows("fashion_mnist", runs=[{
+        "run_id": "x", "model": "resnet20", "dataset": "fashion_mnist", "recipe": "resnet_fmnist", "epochs": 15,
+        "test_accuracy": 0.94, "status": "finished"}])[0]
+    own = tables.published_top1(reg.get("resnet18"), "fashion_mnist")
+    assert row["published"] == pytest.approx(own.value) and row["difference"] == pytest.approx(94 - own.value)
+    assert row["published_source"] == f"{own.source}; measured on resnet18"
+    # a number measured on a different network than the variant's own says so too
+    alexnet = tables.published_top1(reg.get("alexnet"), "fashion_mnist")
+    assert alexnet.measured_on and alexnet.where().endswith(f"measured on {alexnet.measured_on}")
+    # no stand-in on other datasets, and none for a model the study does not name
+    assert tables.published_beside(reg.get("resnet20"), "mnist") is None
+    assert tables.published_beside(reg.get("lenet5"), "fashion_mnist") is None
+
+
 def test_published_number_choice():
     spec = registry().get("lenet5").model_copy(update={"results": [
         Result(dataset="imagenet2012", split="val", metric="top1_error", value=20.0, protocol="10-crop", source="T"),
@@ -106,6 +126,8 @@ def test_architectures_table_formats():
         "name": "lenet5_original", "family": "LeNet-5", "year": 1998, "input": "32x32x1", "params": 60000,
         "gmacs": 326520 / 1e9, "depth": 7, "headline": "MNIST error 0.8% (with distortions)",
         "paper_source": "sec. III.C, Fig. 9", "reference_source": "paper", "reference_params": 60000, "check": "✓"}
+    # GoogLeNet's paper gives only top-5 errors: its headline is that, not a third-party top-1 number
+    assert rows["googlenet"]["headline"] == "ImageNet top-5 error 10.07% (1 model, 1 crop)"
     md = tables.render_architectures("md")
     assert "| lenet5 | LeNet-5 | 1998 | 32x32x1 | 61,706 | 0.000417 | 5 | MNIST error 0.95% (no distortions) |" in md
     assert next(csv.reader(io.StringIO(tables.render_architectures("csv"))))[:3] == ["name", "family", "year"]
@@ -117,6 +139,17 @@ def test_committed_architectures_doc_is_current(root):
     committed = (root / "docs" / "architectures.md").read_text()
     assert committed == tables.render_architectures("md"), (
         f"docs/architectures.md is stale: regenerate it with `{tables.ARCHITECTURES_COMMAND}` (or `zoo table docs`)")
+
+
+def test_committed_results_docs_match_the_committed_store(root):
+    """docs/results-<dataset>.md is generated from the records in docs/runs: adding a record without
+    regenerating (scripts/update_docs.py), or editing the table by hand, fails here."""
+    pages = sorted((root / "docs").glob("results-*.md"))
+    assert pages, "no results table committed under docs/"
+    for page in pages:
+        dataset = page.stem.removeprefix("results-")
+        assert page.read_text() == tables.render_results(dataset, "md", root / "docs" / "runs"), (
+            f"{page.name} is stale: regenerate it with `python scripts/update_docs.py`")
 
 
 def test_table_and_plot_commands_import_no_tensorflow(store, tmp_path, root):

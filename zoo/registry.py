@@ -78,8 +78,15 @@ class Result(_Strict):
     metric: Literal["top1_error", "top5_error", "error", "top1_accuracy", "top5_accuracy"]
     value: float
     protocol: Optional[str] = None
-    source: str = Field(description="where in the paper: table/figure/section")
+    source: str = Field(description="where in the paper: table/figure/section; or the benchmark table and row")
+    measured_on: Optional[str] = Field(
+        None, description="the network the number was measured on, where it is not exactly this variant "
+                          "(known benchmark rows, e.g. the Fashion-MNIST benchmark table)")
     note: Optional[str] = None
+
+    def where(self) -> str:
+        """Where the number comes from, and the network it was measured on when that is not this variant."""
+        return f"{self.source}; measured on {self.measured_on}" if self.measured_on else self.source
 
 
 class EvalSpec(_Strict):
@@ -179,6 +186,9 @@ class Study(_Strict):
     dataset: str
     models: list[str] = Field(min_length=1)
     budgets: dict[str, Budget] = Field(min_length=1)
+    compare_with: dict[str, str] = Field(
+        {}, description="model -> the registry variant whose published number on this dataset stands beside it "
+                        "(labelled as such) when the model has none of its own")
 
 
 class Family(_Strict):
@@ -299,6 +309,11 @@ class Registry:
             for i, model in enumerate(study.models):
                 if model not in models:
                     raise RegistryError(f"{what}: field 'models.{i}': unknown model {model!r}")
+            for model, other in study.compare_with.items():
+                if model not in study.models:
+                    raise RegistryError(f"{what}: field 'compare_with.{model}': not one of the study's models")
+                if other not in models:
+                    raise RegistryError(f"{what}: field 'compare_with.{model}': unknown model {other!r}")
             studies[name] = study
         return cls(models, families, recipes, path, studies)
 
