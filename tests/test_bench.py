@@ -3,6 +3,7 @@
 import csv
 import dataclasses
 import json
+import re
 
 import pytest
 from click.testing import CliRunner
@@ -39,6 +40,7 @@ def test_records_are_complete_and_sane(records):
         assert 0 < record.mfu < 1
         assert record.peak_rss_mb >= record.start_rss_mb > 0
         assert record.backend == "tensorflow" and record.device.startswith(("CPU: ", "GPU: "))
+        assert re.fullmatch(r"(on|off|unknown) \((TF default|TF_ENABLE_ONEDNN_OPTS=.*)\)", record.onednn_opts)
     # the probe is repeated after each row; the command restates every row against the best probe
     rows = [dataclasses.replace(r) for r in records]
     bench.rescale_to_best_peak(rows)
@@ -132,3 +134,17 @@ def test_record_fields_are_documented_columns():
     assert {"images_per_s", "ms_per_step", "gmacs", "gflops_per_s", "peak_gflops_per_s", "mfu", "peak_rss_mb",
             "gpu_peak_mb", "backend", "precision", "jit", "device", "tf_version", "keras_version", "zoo_version",
             "date", "host", "note"} <= set(COLUMNS)
+
+
+def test_cpu_isa_names_the_widest_vector_extensions(tmp_path):
+    from zoo.hardware import cpu_isa
+
+    def isa(flags):
+        path = tmp_path / "cpuinfo"
+        path.write_text(f"processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse2 {flags}\n")
+        return cpu_isa(str(path))
+
+    assert isa("avx avx2 fma") == "AVX2"
+    assert isa("avx2 avx512f avx512bw avx512_bf16") == "AVX-512, AVX-512 BF16"
+    assert isa("sse4_2") == ""
+    assert cpu_isa(str(tmp_path / "missing")) == ""

@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from .errors import ZooError
-from .hardware import cpu_cores, cpu_model, device_description, first_gpu as _gpu  # noqa: F401 (re-exported)
+from .hardware import (cpu_cores, cpu_model, device_description, first_gpu as _gpu,  # noqa: F401 (re-exported)
+                       onednn_state)
 from .weights import KERAS_APPLICATIONS as KERAS_TWINS
 
 __all__ = ["BenchRecord", "measure", "compare_keras", "backoff_on_oom", "is_out_of_memory", "matmul_peak",
@@ -81,7 +82,7 @@ class BenchRecord:
     gpu_peak_mb: Optional[float]  # TensorFlow allocator peak on GPU:0; None without a GPU
     backend: str
     device: str
-    onednn_opts: str  # TF_ENABLE_ONEDNN_OPTS as set for this process ("default" when unset)
+    onednn_opts: str  # oneDNN on/off in this process and why, e.g. "on (TF default)" (zoo.hardware.onednn_state)
     load_avg: Optional[float]  # the host's 1-minute load average at the end of the run: > cores means contention
     tf_version: str
     keras_version: str
@@ -363,7 +364,7 @@ def _record(subject: _Subject, *, mode, batch, image_size, channels, precision, 
         peak_gflops_per_s=peak, peak_dtype=peak_dtype, mfu=achieved / peak,
         peak_rss_mb=rss.peak / 2 ** 20, start_rss_mb=rss.start / 2 ** 20, gpu_peak_mb=gpu_mb,
         backend=keras.backend.backend(),
-        device=device_description(), onednn_opts=os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default"),
+        device=device_description(), onednn_opts=onednn_state(),
         load_avg=os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         tf_version=tf.__version__, keras_version=keras.__version__, zoo_version=zoo.__version__,
         date=datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
@@ -534,7 +535,7 @@ def markdown_report(records: list[BenchRecord], command: str) -> str:
         "",
         f"- machine: {first.device}, host `{first.host}`",
         f"- software: TensorFlow {first.tf_version}, Keras {first.keras_version} ({first.backend} backend), "
-        f"zoo {first.zoo_version}; TF_ENABLE_ONEDNN_OPTS={first.onednn_opts}",
+        f"zoo {first.zoo_version}; oneDNN {first.onednn_opts}",
         f"- settings: precision {first.precision}, XLA {'on' if first.jit else 'off'}, {first.warmup} warm-up "
         f"steps, {first.iters} timed steps per row",
         "- measured matmul peak of this device: " + ", ".join(f"{d} {p:,.1f} GFLOP/s" for d, p in peaks),
