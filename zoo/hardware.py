@@ -46,7 +46,7 @@ def cpu_cores() -> int:
 
 def onednn_state() -> str:
     """Whether TensorFlow runs its CPU kernels through oneDNN in this process, and why: 'on (TF default)',
-    'off (TF_ENABLE_ONEDNN_OPTS=0)'. TensorFlow decides per CPU (on with AVX-512 and newer, off on AVX2-only
+    'off (TF_ENABLE_ONEDNN_OPTS=0)'. TensorFlow decides per CPU (on with AVX-512 VNNI/BF16 or AMX, off on AVX2-only
     parts), and it changes CPU speed by tens of percent, so benchmark records carry it."""
     setting = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
     why = f"TF_ENABLE_ONEDNN_OPTS={setting}" if setting is not None else "TF default"
