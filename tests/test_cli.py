@@ -87,4 +87,6 @@ def test_list_is_fast():
         start = time.perf_counter()
         zoo_cli("list")
         best = min(best, time.perf_counter() - start)
-    assert best < 0.5, f"zoo list took {best:.2f}s"
+    # 0.24-0.33 s on a quiet 2-core machine, 1.0 s with both cores busy training; importing TensorFlow alone
+    # takes longer than the bound (the import itself is checked exactly by test_list_and_info_do_not_import_tensorflow).
+    assert best < 1.5, f"zoo list took {best:.2f}s"

@@ -65,7 +65,7 @@ class BenchRecord:
     jit: bool  # XLA (jit_compile)
     warmup: int
     iters: int
-    images_per_s: float  # median over the timed steps
+    images_per_s: float  # batch / median step time over the timed steps
     images_per_s_p10: float
     images_per_s_p90: float
     ms_per_step: float  # median
@@ -349,15 +349,17 @@ def _record(subject: _Subject, *, mode, batch, image_size, channels, precision, 
     import zoo
 
     times = subject.times
-    rates = [batch / t for t in times]
-    ips = _percentile(rates, 50)
+    # Rates from step-time percentiles (slow steps give low rates): images/s is exactly batch / median step time
+    # whatever the number of steps, where the median of per-step rates would interpolate differently.
+    ips = batch / _percentile(times, 50)
     flops_per_image = FLOPS_PER_MAC * subject.macs * (TRAIN_FACTOR if mode == "train" else 1)
     achieved = flops_per_image * ips / 1e9
     return BenchRecord(
         model=subject.label, implementation=subject.implementation, mode=mode, batch_size=batch,
         requested_batch_size=batch, image_size=image_size, channels=channels, precision=precision,
         compute_dtype=compute_dtype, jit=jit, warmup=warmup, iters=len(times),
-        images_per_s=ips, images_per_s_p10=_percentile(rates, 10), images_per_s_p90=_percentile(rates, 90),
+        images_per_s=ips, images_per_s_p10=batch / _percentile(times, 90),
+        images_per_s_p90=batch / _percentile(times, 10),
         ms_per_step=_percentile(times, 50) * 1e3, ms_per_step_p10=_percentile(times, 10) * 1e3,
         ms_per_step_p90=_percentile(times, 90) * 1e3,
         params=subject.params, gmacs=subject.macs / 1e9, gflops_per_s=achieved,
@@ -545,7 +547,8 @@ def markdown_report(records: list[BenchRecord], command: str) -> str:
         "",
         "Method: synthetic inputs; inference is a `tf.function` of the forward pass, training is `model.compile` "
         "(SGD with momentum, sparse cross-entropy) and `train_on_batch`; every timed step waits for its result "
-        "on the host. images/s is the median over the timed steps, with the 10th-90th percentiles. "
+        "on the host. images/s is the batch over the median step time, with the 10th-90th percentiles (the batch over "
+        "the 90th and 10th percentile step times). "
         "GFLOP/s counts 2 FLOPs per MAC (zoo.count_macs at that image size), x3 for training; MFU is that "
         "over the measured matmul peak. RSS is the host process's resident memory before the model was built "
         "and its peak during build, warm-up and timing (rows run in order in one process, so the start includes "

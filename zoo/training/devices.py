@@ -8,7 +8,8 @@ import os
 
 from .config import TrainError
 
-__all__ = ["make_strategy", "strategy_name", "default_xla", "patch_multi_worker_build", "is_chief", "worker_index", "dtype_policy", "device_description", "cluster_size"]
+__all__ = ["make_strategy", "strategy_name", "default_xla", "patch_multi_worker_build", "is_chief", "worker_index",
+           "dtype_policy", "device_description", "cluster_size"]
 
 
 def _tf_config() -> dict:
