@@ -250,7 +250,8 @@ def load(dataset: Optional[str] = None, model: Optional[str] = None,
 
 
 def best_runs(runs: list[dict]) -> list[dict]:
-    """The finished run with the highest test accuracy for each (dataset, model, recipe), in registry order."""
+    """The finished run with the highest test accuracy for each (dataset, model, recipe); families in historic
+    order, as docs/architectures.md lists them."""
     best: dict[tuple, dict] = {}
     for run in runs:
         if run.get("status") not in FINISHED or run.get("test_accuracy") is None:
@@ -258,7 +259,7 @@ def best_runs(runs: list[dict]) -> list[dict]:
         key = (run.get("dataset"), run.get("model"), run.get("recipe"))
         if key not in best or run["test_accuracy"] > best[key]["test_accuracy"]:
             best[key] = run
-    order = {name: i for i, name in enumerate(registry().names())}
+    order = {name: i for i, name in enumerate(historic_order(registry().names()))}  # as in architectures.md
     return sorted(best.values(), key=lambda r: (str(r.get("dataset")), order.get(r.get("model"), math.inf),
                                                 str(r.get("model")), str(r.get("recipe"))))
 
