@@ -22,8 +22,8 @@ from .registry import Result, Spec, registry
 
 __all__ = ["FORMATS", "TOP1_METRICS", "PAPER_METRICS", "TableError", "Column", "render", "load", "results_dir",
            "best_runs", "accuracy_of", "published_top1", "published_beside", "headline_result", "describe",
-           "is_multi_crop", "short_protocol", "dataset_label", "historic_order", "architecture_rows", "render_architectures",
-           "results_rows", "render_results", "ARCHITECTURES_COMMAND", "REGENERATE_ALL_COMMAND"]
+           "is_multi_crop", "short_protocol", "dataset_label", "historic_order", "architecture_rows",
+           "render_architectures", "results_rows", "render_results", "ARCHITECTURES_COMMAND", "REGENERATE_ALL_COMMAND"]
 
 FORMATS = ("md", "csv", "json")
 ARCHITECTURES_COMMAND = "zoo table architectures --output docs/architectures.md"
