@@ -5,6 +5,8 @@ The twins get random weights *and* random BatchNorm statistics and biases, so a 
 bias fold or a wrong BN order shows up as a numerical difference; inputs are 64x64 to stay cheap.
 """
 
+import collections
+
 import numpy as np
 import pytest
 
@@ -49,10 +51,29 @@ def assert_same_outputs(ours, theirs, x):
     return got
 
 
+def operations(model) -> collections.Counter:
+    """The work a model does, layer by layer, without names: the layer class and the settings that change the
+    computation. Conv biases are left out (ours fold them into the next BN: less work), and so is the padding
+    of 1x1 kernels ('same' and 'valid' are the same there)."""
+    keys = ("filters", "kernel_size", "strides", "padding", "dilation_rate", "groups", "pool_size", "units",
+            "axis", "epsilon", "activation", "rate")
+    found = collections.Counter()
+    for layer in model.layers:
+        config = layer.get_config()
+        if config.get("kernel_size") in ((1, 1), [1, 1]):
+            config.pop("padding")
+        if config.get("axis") == 3:  # keras' channel axis of NHWC images, spelt -1 by ours
+            config["axis"] = -1
+        found[(type(layer).__name__, repr({k: config[k] for k in keys if k in config}))] += 1
+    return found
+
+
 @pytest.mark.parametrize("name", PAIRS)
 def test_headless_import_matches_keras(name, tmp_path):
     headless = dict(include_top=False, pooling="avg", input_shape=(SIZE, SIZE, 3))
     twin = randomize(keras_twin(name, weights=None, **headless))
+    # The same operations as the twin (so a speed difference in `zoo bench --compare-keras` is noise, not design)
+    assert operations(zoo.build(name, **headless)) == operations(twin)
     ours = from_keras_applications(zoo.build(name, **headless), twin)
     x = images()
     got = assert_same_outputs(ours, twin, x)
