@@ -349,19 +349,18 @@ def _record(subject: _Subject, *, mode, batch, image_size, channels, precision, 
     import zoo
 
     times = subject.times
+    p10, p50, p90 = (_percentile(times, q) for q in (10, 50, 90))
     # Rates from step-time percentiles (slow steps give low rates): images/s is exactly batch / median step time
     # whatever the number of steps, where the median of per-step rates would interpolate differently.
-    ips = batch / _percentile(times, 50)
+    ips = batch / p50
     flops_per_image = FLOPS_PER_MAC * subject.macs * (TRAIN_FACTOR if mode == "train" else 1)
     achieved = flops_per_image * ips / 1e9
     return BenchRecord(
         model=subject.label, implementation=subject.implementation, mode=mode, batch_size=batch,
         requested_batch_size=batch, image_size=image_size, channels=channels, precision=precision,
         compute_dtype=compute_dtype, jit=jit, warmup=warmup, iters=len(times),
-        images_per_s=ips, images_per_s_p10=batch / _percentile(times, 90),
-        images_per_s_p90=batch / _percentile(times, 10),
-        ms_per_step=_percentile(times, 50) * 1e3, ms_per_step_p10=_percentile(times, 10) * 1e3,
-        ms_per_step_p90=_percentile(times, 90) * 1e3,
+        images_per_s=ips, images_per_s_p10=batch / p90, images_per_s_p90=batch / p10,
+        ms_per_step=p50 * 1e3, ms_per_step_p10=p10 * 1e3, ms_per_step_p90=p90 * 1e3,
         params=subject.params, gmacs=subject.macs / 1e9, gflops_per_s=achieved,
         peak_gflops_per_s=peak, peak_dtype=peak_dtype, mfu=achieved / peak,
         peak_rss_mb=rss.peak / 2 ** 20, start_rss_mb=rss.start / 2 ** 20, gpu_peak_mb=gpu_mb,

@@ -7,15 +7,17 @@ import os
 import platform
 
 
-def cpu_model() -> str:
+def _cpuinfo_field(key: str, cpuinfo: str = "/proc/cpuinfo") -> str | None:
+    """The value of the first `key` line of /proc/cpuinfo (the first CPU's); None where there is none."""
     try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+        with open(cpuinfo) as f:
+            return next((line.split(":", 1)[1].strip() for line in f if line.startswith(key)), None)
     except OSError:
-        pass
-    return platform.processor() or platform.machine()
+        return None
+
+
+def cpu_model() -> str:
+    return _cpuinfo_field("model name") or platform.processor() or platform.machine()
 
 
 # The widest vector extensions decide CPU conv/matmul speed (and whether TensorFlow turns oneDNN on by default),
@@ -25,11 +27,7 @@ _ISA_FLAGS = (("amx_tile", "AMX"), ("avx512_bf16", "AVX-512 BF16"), ("avx512f", 
 
 def cpu_isa(cpuinfo: str = "/proc/cpuinfo") -> str:
     """The CPU's widest vector extensions, e.g. 'AVX-512, AVX-512 BF16' or 'AVX2'; '' where unknown."""
-    try:
-        with open(cpuinfo) as f:
-            flags = next((set(line.split(":", 1)[1].split()) for line in f if line.startswith("flags")), set())
-    except OSError:
-        return ""
+    flags = set((_cpuinfo_field("flags", cpuinfo) or "").split())
     found = [label for flag, label in _ISA_FLAGS if flag in flags]
     if "AVX-512" in found and "AVX2" in found:
         found.remove("AVX2")  # implied
