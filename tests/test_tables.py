@@ -183,6 +183,15 @@ def test_plot_files(store, tmp_path):
         plot_results("cifar10", tmp_path / "none", store)
 
 
+def test_plot_legend_lists_families_in_historic_order():
+    from zoo.plot import Point, _family_colours
+
+    points = [Point(name, registry().families[registry().get(name).family].title, 1.0, 90.0, 1000)
+              for name in ("densenet121", "resnet50", "lenet5", "vgg16", "alexnet")]
+    points.append(Point("not_registered", "other", 1.0, 90.0, 1000))
+    assert list(_family_colours(points)) == ["LeNet-5", "AlexNet and ZFNet", "VGG", "ResNet", "DenseNet", "other"]
+
+
 def test_docs_command_regenerates_every_generated_doc(store, tmp_path):
     import cli
     from click.testing import CliRunner
