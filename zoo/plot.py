@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Optional
 
 from .registry import registry
-from .tables import (PAPER_METRICS, TableError, accuracy_of, best_runs, dataset_label, historic_order,
+from .tables import (PAPER_METRICS, TableError, accuracy_of, best_runs, dataset_label, historic_rank,
                      is_multi_crop, load, published_top1, short_protocol)
 
 __all__ = ["Point", "paper_points", "result_points", "plot", "plot_papers", "plot_results"]
@@ -71,8 +71,7 @@ def _family_colours(points: list[Point]) -> dict[str, tuple]:
     from matplotlib import colormaps
 
     palette = colormaps["tab10"]
-    known = set(registry().names())
-    rank = {name: i for i, name in enumerate(historic_order(sorted({p.name for p in points} & known)))}
+    rank = historic_rank()
     ordered = sorted(points, key=lambda p: rank.get(p.name, len(rank)))  # legend in historic order, as the tables
     families = list(dict.fromkeys(p.family for p in ordered))
     return {family: palette(i % 10) for i, family in enumerate(families)}

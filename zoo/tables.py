@@ -22,8 +22,9 @@ from .registry import Result, Spec, registry
 
 __all__ = ["FORMATS", "TOP1_METRICS", "PAPER_METRICS", "TableError", "Column", "render", "load", "results_dir",
            "best_runs", "accuracy_of", "published_top1", "published_beside", "headline_result", "describe",
-           "is_multi_crop", "short_protocol", "dataset_label", "historic_order", "architecture_rows",
-           "render_architectures", "results_rows", "render_results", "ARCHITECTURES_COMMAND", "REGENERATE_ALL_COMMAND"]
+           "is_multi_crop", "short_protocol", "dataset_label", "historic_order", "historic_rank",
+           "architecture_rows", "render_architectures", "results_rows", "render_results", "ARCHITECTURES_COMMAND",
+           "REGENERATE_ALL_COMMAND"]
 
 FORMATS = ("md", "csv", "json")
 ARCHITECTURES_COMMAND = "zoo table architectures --output docs/architectures.md"
@@ -194,6 +195,11 @@ def historic_order(names: list[str]) -> list[str]:
     return sorted(names, key=lambda n: (first_year[reg.get(n).family], reg.get(n).family, position[n]))
 
 
+def historic_rank() -> dict[str, int]:
+    """Every registered variant's position in historic order (see `historic_order`), to sort rows or points by."""
+    return {name: i for i, name in enumerate(historic_order(registry().names()))}
+
+
 def architecture_rows(names: Optional[list[str]] = None) -> list[dict]:
     reg = registry()
     rows = []
@@ -259,7 +265,7 @@ def best_runs(runs: list[dict]) -> list[dict]:
         key = (run.get("dataset"), run.get("model"), run.get("recipe"))
         if key not in best or run["test_accuracy"] > best[key]["test_accuracy"]:
             best[key] = run
-    order = {name: i for i, name in enumerate(historic_order(registry().names()))}  # as in architectures.md
+    order = historic_rank()  # as in architectures.md
     return sorted(best.values(), key=lambda r: (str(r.get("dataset")), order.get(r.get("model"), math.inf),
                                                 str(r.get("model")), str(r.get("recipe"))))
 
