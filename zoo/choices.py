@@ -1,0 +1,45 @@
+"""Every enumeration of the zoo, declared once as a `Literal` type; the tuples are read from the types.
+
+The registry's schemas annotate their fields with these types, click builds its `Choice`s from the tuples, and the
+code that dispatches on a value checks against the same tuple, so adding a precision or an augmentation is one edit
+here (plus the code that implements it). No TensorFlow, no Keras: the CLI imports this at start-up.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+__all__ = ["Precision", "Strategy", "Augment", "Interpolation", "ScheduleKind", "ScheduleUnit", "OptimizerName",
+           "Pooling", "BenchMode", "ResultMetric", "ReferenceSource",
+           "PRECISIONS", "STRATEGIES", "AUGMENTS", "INTERPOLATIONS", "SCHEDULE_KINDS", "SCHEDULE_UNITS",
+           "OPTIMIZERS", "POOLINGS", "BENCH_MODES", "RESULT_METRICS", "REFERENCE_SOURCES", "values"]
+
+Precision = Literal["float32", "mixed_bfloat16", "mixed_float16"]  # Keras dtype policies
+Strategy = Literal["auto", "default", "mirrored", "multi-worker"]  # tf.distribute; auto: from TF_CONFIG / GPUs
+Augment = Literal["none", "flip", "pad_crop_flip", "inception_crop_flip", "scale_crop_flip"]
+Interpolation = Literal["bilinear", "bicubic", "nearest", "area"]
+ScheduleKind = Literal["constant", "step", "cosine", "linear"]
+ScheduleUnit = Literal["epochs", "steps"]
+OptimizerName = Literal["sgd", "adam", "adamw", "rmsprop"]
+Pooling = Literal["avg", "max"]  # keras.applications' `pooling` (None keeps the 4D feature map)
+BenchMode = Literal["infer", "train"]
+ResultMetric = Literal["top1_error", "top5_error", "error", "top1_accuracy", "top5_accuracy"]
+ReferenceSource = Literal["paper", "torchvision", "keras.applications", "timm"]
+
+
+def values(literal) -> tuple[str, ...]:
+    """The values of a `Literal` type, in declaration order."""
+    return tuple(get_args(literal))
+
+
+PRECISIONS = values(Precision)
+STRATEGIES = values(Strategy)
+AUGMENTS = values(Augment)
+INTERPOLATIONS = values(Interpolation)
+SCHEDULE_KINDS = values(ScheduleKind)
+SCHEDULE_UNITS = values(ScheduleUnit)
+OPTIMIZERS = values(OptimizerName)
+POOLINGS = values(Pooling)
+BENCH_MODES = values(BenchMode)
+RESULT_METRICS = values(ResultMetric)
+REFERENCE_SOURCES = values(ReferenceSource)
