@@ -17,6 +17,7 @@ import click
 
 import zoo
 import zoo.registry as registry_module
+from zoo import formatting
 
 
 def console(stderr: bool = False):
@@ -25,11 +26,6 @@ def console(stderr: bool = False):
 
     width = None if sys.stdout.isatty() else 120
     return Console(stderr=stderr, width=width, soft_wrap=False)
-
-
-def gmacs(macs: int) -> str:
-    """MACs in G with three significant digits (LeNet-5's 0.000417 and VGG-19's 19.6 alike)."""
-    return f"{macs / 1e9:.3g}"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -60,27 +56,38 @@ def list_models(pattern, family, exclude, as_json, markdown):
         return
     if not rows:
         raise zoo.ZooError(f"no model matches {pattern!r}" + (f" in family {family!r}" if family else ""))
-    from rich.table import Table
+    from zoo.tables import rich_table
 
-    table = Table(box=None, header_style="bold")
-    for column, justify in [("name", "left"), ("family", "left"), ("year", "right"), ("params", "right"),
-                            ("GMACs", "right"), ("input", "right"), ("classes", "right")]:
-        table.add_column(column, justify=justify)
-    for s in rows:
-        table.add_row(s.name, s.family, str(s.paper.year), f"{s.params:,}", gmacs(s.macs),
-                      f"{s.input.size}x{s.input.size}x{s.input.channels}", str(s.classes))
-    console().print(table)
+    console().print(rich_table([model_row(reg, s) for s in rows], list_columns()))
+
+
+def model_row(reg, spec) -> dict:
+    """One variant as `zoo list` shows it (the terminal table and the README's Markdown one)."""
+    link = f"https://arxiv.org/abs/{spec.paper.arxiv}" if spec.paper.arxiv else spec.paper.url
+    return {"name": spec.name, "family": spec.family, "family_title": reg.families[spec.family].title,
+            "year": spec.paper.year, "params": spec.params, "macs": spec.macs,
+            "input": f"{spec.input.size}x{spec.input.size}x{spec.input.channels}", "classes": spec.classes,
+            "paper": f"[{spec.paper.title}]({link})" if link else spec.paper.title}
+
+
+def list_columns(markdown: bool = False) -> list:
+    """`zoo list`'s columns: the terminal names the family by its key (what --family takes), the README's
+    Markdown table by its title, with the variant's name as code and its paper linked."""
+    from zoo.tables import Column
+
+    name = Column("name", "model", lambda n: f"`{n}`") if markdown else Column("name", "name")
+    family = Column("family_title", "family") if markdown else Column("family", "family")
+    paper = [Column("paper", "paper")] if markdown else []
+    return [name, family, Column("year", "year", align="right"),
+            Column("params", "params", formatting.integer, "right"),
+            Column("macs", "GMACs", formatting.gmacs, "right"), Column("input", "input", align="right"),
+            Column("classes", "classes", align="right"), *paper]
 
 
 def models_markdown(reg, specs) -> str:
-    lines = ["| model | family | year | params | GMACs | input | classes | paper |",
-             "|---|---|---:|---:|---:|---:|---:|---|"]
-    for s in specs:
-        link = f"https://arxiv.org/abs/{s.paper.arxiv}" if s.paper.arxiv else s.paper.url
-        paper = f"[{s.paper.title}]({link})" if link else s.paper.title
-        lines.append(f"| `{s.name}` | {reg.families[s.family].title} | {s.paper.year} | {s.params:,} | "
-                     f"{gmacs(s.macs)} | {s.input.size}x{s.input.size}x{s.input.channels} | {s.classes} | {paper} |")
-    return "\n".join(lines) + "\n"
+    from zoo.tables import render
+
+    return render([model_row(reg, s) for s in specs], list_columns(markdown=True), "md")
 
 
 @cli.command()
@@ -110,9 +117,9 @@ def info(name, as_json):
     facts.add_row("input", f"{spec.input.size}x{spec.input.size}x{spec.input.channels} (minimum "
                            f"{spec.input.min_size}x{spec.input.min_size})")
     facts.add_row("classes", str(spec.classes))
-    facts.add_row("params", f"{spec.params:,} trainable (reference: {spec.reference.source} "
-                            f"{spec.reference.params:,})")
-    facts.add_row("MACs", f"{spec.macs:,} ({gmacs(spec.macs)} G) per image")
+    facts.add_row("params", f"{formatting.integer(spec.params)} trainable (reference: {spec.reference.source} "
+                            f"{formatting.integer(spec.reference.params)})")
+    facts.add_row("MACs", f"{formatting.integer(spec.macs)} ({formatting.gmacs(spec.macs)} G) per image")
     if spec.depth:
         facts.add_row("depth", str(spec.depth))
     facts.add_row("arch", json.dumps(spec.arch, separators=(", ", ": ")))
@@ -126,12 +133,13 @@ def info(name, as_json):
         facts.add_row("notes", spec.notes)
     out.print(facts)
     if spec.results:
-        results = Table(title="published results", title_justify="left", box=None, header_style="bold")
-        for column in ("dataset", "split", "metric", "value", "protocol", "source"):
-            results.add_column(column)
-        for r in spec.results:
-            results.add_row(r.dataset, r.split, r.metric, f"{r.value:g}", r.protocol or "", r.where())
-        out.print(results)
+        from zoo.tables import Column, rich_table
+
+        columns = [Column("dataset", "dataset"), Column("split", "split"), Column("metric", "metric"),
+                   Column("value", "value", formatting.general), Column("protocol", "protocol"),
+                   Column("source", "source")]
+        rows = [{**r.model_dump(), "source": r.where()} for r in spec.results]
+        out.print(rich_table(rows, columns, title="published results", title_justify="left"))
 
 
 def parse_shape(value):
@@ -161,7 +169,8 @@ def summary(name, input_shape, classes):
     model = zoo.build(spec.name, **kwargs)
     model.summary(line_length=110, print_fn=lambda line, **_: click.echo(line))
     params, macs = zoo.count_params(model), zoo.count_macs(model)
-    click.echo(f"{spec.name}: {params:,} trainable parameters, {macs:,} MACs ({gmacs(macs)} G) per image "
+    click.echo(f"{spec.name}: {formatting.integer(params)} trainable parameters, {formatting.integer(macs)} MACs "
+               f"({formatting.gmacs(macs)} G) per image "
                f"at {'x'.join(str(d) for d in model.input_shape[1:])}")
 
 

@@ -149,3 +149,54 @@ def test_cpu_isa_names_the_widest_vector_extensions(tmp_path):
     assert isa("avx2 avx512f avx512bw avx512_bf16") == "AVX-512, AVX-512 BF16"
     assert isa("sse4_2") == ""
     assert cpu_isa(str(tmp_path / "missing")) == ""
+
+
+def _stored_record(**changes) -> "bench.BenchRecord":
+    """A record as a run on a 2-core CPU writes it (no TensorFlow needed)."""
+    values = dict(
+        model="resnet50", implementation="zoo", mode="infer", batch_size=8, requested_batch_size=8, image_size=224,
+        channels=3, precision="float32", compute_dtype="float32", jit=False, warmup=3, iters=40,
+        images_per_s=22.71, images_per_s_p10=21.7, images_per_s_p90=23.1, ms_per_step=1352.04, ms_per_step_p10=1300.0,
+        ms_per_step_p90=1400.0, params=25557032, gmacs=3.857973248, gflops_per_s=175.33, peak_gflops_per_s=224.81,
+        peak_dtype="float32", mfu=0.7801, peak_rss_mb=2252.4, start_rss_mb=2249.6, gpu_peak_mb=None,
+        backend="tensorflow", device="CPU: AMD EPYC (2 cores)", onednn_opts="on (TF default)", load_avg=1.23,
+        tf_version="2.21.0", keras_version="3.15.1", zoo_version="0.1.0", date="2026-11-25T04:17:22+00:00",
+        host="vm", vs_keras=1.004, note="interleaved with keras.applications.ResNet50 over 5 rounds")
+    return bench.BenchRecord(**{**values, **changes})
+
+
+def test_bench_tables_are_one_column_set():
+    """The --markdown report, the terminal table and the CSV all come from bench.RECORD_COLUMNS via zoo.tables."""
+    from rich.console import Console
+
+    from zoo.tables import rich_table
+
+    assert [c.key for c in bench.RECORD_COLUMNS] == COLUMNS  # CSV/JSON: every field, headers = field names
+    ours, theirs = _stored_record(), _stored_record(model="keras.applications.ResNet50",
+                                                     implementation="keras.applications", vs_keras=None,
+                                                     images_per_s=8304.2, images_per_s_p10=6686.0,
+                                                     images_per_s_p90=10277.3, gmacs=416520 / 1e9, note="")
+    report = bench.markdown_report([ours, theirs], "zoo bench resnet50 --compare-keras")
+    assert ("| model | implementation | mode | batch | size | images/s (median) | p10-p90 | ms/step | GMACs/image | "
+            "GFLOP/s | MFU | RSS MB start → peak | ours/keras | note |") in report
+    assert ("| resnet50 | zoo | infer | 8 | 224 | 22.7 | 21.7-23.1 | 1,352.0 | 3.86 | 175.3 | 78.0% | "
+            "2,250 → 2,252 | 1.00 | interleaved with keras.applications.ResNet50 over 5 rounds |") in report
+    assert "| 8,304 | 6,686-10,277 | 1,352.0 | 0.000417 |" in report
+    assert "- measured matmul peak of this device: float32 224.8 GFLOP/s" in report
+    # no GPU: no GPU column; no comparison: no ours/keras column
+    assert "GPU peak MB" not in report and "| ours/keras |" not in bench.markdown_report([theirs], "zoo bench x")
+    assert "| GPU peak MB | ours/keras |" in bench.markdown_report([_stored_record(gpu_peak_mb=1234.5)], "x")
+    console = Console(width=250, record=True)
+    console.print(rich_table(bench.record_rows([ours, theirs]), bench.RECORD_COLUMNS))
+    terminal = console.export_text()
+    for text in ("images/s (median)", "MFU", "ours/keras", "21.7-23.1", "2,250 → 2,252", "1.00", "78.0%"):
+        assert text in terminal
+
+
+def test_bench_options_are_the_choices_enumerations():
+    from zoo.choices import BENCH_MODES, PRECISIONS
+    from zoo.commands.bench import bench as command
+
+    options = {p.name: p for p in command.params}
+    assert tuple(options["precision"].type.choices) == PRECISIONS
+    assert tuple(options["mode"].type.choices) == (*BENCH_MODES, "both")

@@ -53,7 +53,7 @@ def test_results_markdown_csv_json(store):
     md = tables.render_results("mnist", "md", store)
     assert md.startswith("# Results on MNIST\n")
     assert "zoo table results --dataset mnist --output docs/results-mnist.md" in md
-    assert "| lenet5 | lenet_paper | 99.12 | 99.99 | 20 | 1h 02m | 4,322 | CPU: test | 99.05 | +0.07 |" in md
+    assert "| lenet5 | lenet_paper | 99.12 | 99.99 | 20 | 1h02m05s | 4,322 | CPU: test | 99.05 | +0.07 |" in md
     rows = list(csv.DictReader(io.StringIO(tables.render_results("mnist", "csv", store))))
     assert [r["run_id"] for r in rows] == ["r4", "r2", "r5"]
     assert float(rows[1]["difference"]) == pytest.approx(0.07)
@@ -205,3 +205,24 @@ def test_docs_command_regenerates_every_generated_doc(store, tmp_path):
         "architectures.md", "fashion_mnist_sample-accuracy-vs-macs.png", "fashion_mnist_sample-accuracy-vs-macs.svg",
         "imagenet-accuracy-vs-macs.png", "imagenet-accuracy-vs-macs.svg", "mnist-accuracy-vs-macs.png",
         "mnist-accuracy-vs-macs.svg", "results-fashion_mnist_sample.md", "results-mnist.md"]
+
+
+def test_columns_data_only_optional_and_joined_cells():
+    """One column set serves the text tables (Markdown, terminal) and the data ones (CSV, JSON)."""
+    from rich.console import Console
+
+    columns = [tables.Column("name", "model"), tables.Column("low", "range", align="right",
+                                                             cell=lambda r: f"{r['low']}-{r['high']}"),
+               tables.Column("high", None), tables.Column("gpu", "GPU", optional=True),
+               tables.Column("note", "note")]
+    rows = [{"name": "a", "low": 1, "high": 2, "gpu": None, "note": "x | y"}, {"name": "b", "low": 3, "high": 4}]
+    assert tables.render(rows, columns, "md") == ("| model | range | note |\n|---|---:|---|\n| a | 1-2 | x \\| y |\n"
+                                                  "| b | 3-4 |  |\n")
+    assert tables.render(rows, columns, "csv") == "name,low,high,gpu,note\na,1,2,,x | y\nb,3,4,,\n"
+    assert json.loads(tables.render(rows, columns, "json"))[1] == {"name": "b", "low": 3, "high": 4, "gpu": None,
+                                                                   "note": None}
+    with_gpu = [*rows, {"name": "c", "low": 5, "high": 6, "gpu": 7}]
+    assert "| model | range | GPU | note |" in tables.render(with_gpu, columns, "md")
+    console = Console(width=80, record=True)
+    console.print(tables.rich_table(rows, columns))
+    assert console.export_text().split() == ["model", "range", "note", "a", "1-2", "x", "|", "y", "b", "3-4"]

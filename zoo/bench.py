@@ -28,17 +28,18 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
+from . import formatting
+from .choices import BENCH_MODES, PRECISIONS
 from .errors import ZooError
 from .hardware import (cpu_cores, cpu_model, device_description, first_gpu as _gpu,  # noqa: F401 (re-exported)
                        onednn_state)
+from .tables import Column, giga_macs, render
 from .weights import KERAS_APPLICATIONS as KERAS_TWINS
 
 __all__ = ["BenchRecord", "measure", "compare_keras", "backoff_on_oom", "is_out_of_memory", "matmul_peak",
-           "rescale_to_best_peak", "write_csv", "write_json", "markdown_report",
-           "device_description", "KERAS_TWINS", "PRECISIONS", "MODES", "COLUMNS"]
+           "rescale_to_best_peak", "record_rows", "write_csv", "write_json", "markdown_report",
+           "device_description", "KERAS_TWINS", "COLUMNS", "RECORD_COLUMNS"]
 
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
-MODES = ("infer", "train")
 # FLOPs per MAC: a multiply and an add. Training does the forward pass plus the gradients with respect to the
 # activations and to the weights, each as costly as the forward pass: 3x.
 FLOPS_PER_MAC = 2
@@ -55,12 +56,12 @@ class BenchRecord:
 
     model: str
     implementation: str  # "zoo" or "keras.applications"
-    mode: str  # "infer" or "train"
+    mode: str  # one of zoo.choices.BENCH_MODES
     batch_size: int  # the batch actually measured
     requested_batch_size: int
     image_size: int
     channels: int
-    precision: str  # the Keras dtype policy
+    precision: str  # the Keras dtype policy, one of zoo.choices.PRECISIONS
     compute_dtype: str
     jit: bool  # XLA (jit_compile)
     warmup: int
@@ -97,6 +98,38 @@ class BenchRecord:
 
 
 COLUMNS = [f.name for f in dataclasses.fields(BenchRecord)]
+
+
+def _megabytes(mb: float) -> str:
+    return formatting.integer(round(mb))
+
+
+def _rate_range(row: dict) -> str:
+    return f"{formatting.rate(row['images_per_s_p10'])}-{formatting.rate(row['images_per_s_p90'])}"
+
+
+def _rss_range(row: dict) -> str:
+    return f"{_megabytes(row['start_rss_mb'])} → {_megabytes(row['peak_rss_mb'])}"
+
+
+# The fields the text tables show (the --markdown report, the terminal), with their headers and cells; the other
+# fields are in the CSV/JSON only.
+_TEXT_COLUMNS = {column.key: column for column in [
+    Column("model", "model"), Column("implementation", "implementation"), Column("mode", "mode"),
+    Column("batch_size", "batch", align="right"), Column("image_size", "size", align="right"),
+    Column("images_per_s", "images/s (median)", formatting.rate, "right"),
+    Column("images_per_s_p10", "p10-p90", align="right", cell=_rate_range),
+    Column("ms_per_step", "ms/step", formatting.fixed, "right"),
+    Column("gmacs", "GMACs/image", giga_macs, "right"),
+    Column("gflops_per_s", "GFLOP/s", formatting.fixed, "right"),
+    Column("mfu", "MFU", formatting.share, "right"),
+    Column("peak_rss_mb", "RSS MB start → peak", align="right", cell=_rss_range),
+    Column("gpu_peak_mb", "GPU peak MB", _megabytes, "right", optional=True),
+    Column("vs_keras", "ours/keras", lambda ratio: formatting.fixed(ratio, 2), "right", optional=True),
+    Column("note", "note"),
+]}
+# One column per record field, in record order: CSV/JSON headers are the field names (COLUMNS).
+RECORD_COLUMNS = [_TEXT_COLUMNS.get(name) or Column(name, None) for name in COLUMNS]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -316,7 +349,7 @@ def _prepare(model, mode: str, batch: int, classes: int, jit: bool, label: str, 
         def step():
             model.train_on_batch(images, targets)  # returns the loss as a host float: synchronised
     else:
-        raise BenchError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        raise BenchError(f"mode must be one of {', '.join(BENCH_MODES)}, got {mode!r}")
     return _Subject(label, implementation, step, zoo.count_params(model), zoo.count_macs(model), [])
 
 
@@ -373,8 +406,8 @@ def _record(subject: _Subject, *, mode, batch, image_size, channels, precision, 
 
 
 def _check(mode: str, warmup: int, iters: int):
-    if mode not in MODES:
-        raise BenchError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if mode not in BENCH_MODES:
+        raise BenchError(f"mode must be one of {', '.join(BENCH_MODES)}, got {mode!r}")
     if iters < 1 or warmup < 0:
         raise BenchError(f"need iters >= 1 and warmup >= 0, got iters={iters}, warmup={warmup}")
 
@@ -485,41 +518,16 @@ def write_json(records: list[BenchRecord], path) -> None:
     write_json_atomic(path, [r.as_dict() for r in records])
 
 
-def write_csv(records: list[BenchRecord], path) -> None:
-    import csv
-    import io
+def record_rows(records: list[BenchRecord]) -> list[dict[str, Any]]:
+    """The records as the rows zoo.tables renders (RECORD_COLUMNS)."""
+    return [r.as_dict() for r in records]
 
+
+def write_csv(records: list[BenchRecord], path) -> None:
+    """Every record field, headers = the field names (COLUMNS), raw values; None as an empty cell."""
     from .results import write_text_atomic
 
-    text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=COLUMNS)
-    writer.writeheader()
-    for r in records:
-        writer.writerow({k: ("" if v is None else v) for k, v in r.as_dict().items()})
-    write_text_atomic(path, text.getvalue())
-
-
-def fmt_rate(value: float) -> str:
-    return f"{value:,.0f}" if value >= 100 else f"{value:.1f}" if value >= 10 else f"{value:.2f}"
-
-
-def markdown_table(records: list[BenchRecord]) -> str:
-    head = ["model", "implementation", "mode", "batch", "size", "images/s (median)", "p10-p90", "ms/step",
-            "GMACs/image", "GFLOP/s", "MFU", "RSS MB start → peak", "ours/keras", "note"]
-    gpu = any(r.gpu_peak_mb is not None for r in records)
-    if gpu:
-        head.insert(12, "GPU peak MB")
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
-    for r in records:
-        cells = [r.model, r.implementation, r.mode, str(r.batch_size), str(r.image_size), fmt_rate(r.images_per_s),
-                 f"{fmt_rate(r.images_per_s_p10)}-{fmt_rate(r.images_per_s_p90)}", f"{r.ms_per_step:.1f}",
-                 f"{r.gmacs:.3g}", f"{r.gflops_per_s:.1f}", f"{r.mfu:.1%}",
-                 f"{r.start_rss_mb:,.0f} → {r.peak_rss_mb:,.0f}",
-                 "" if r.vs_keras is None else f"{r.vs_keras:.2f}", r.note]
-        if gpu:
-            cells.insert(12, "" if r.gpu_peak_mb is None else f"{r.gpu_peak_mb:,.0f}")
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    write_text_atomic(path, render(record_rows(records), RECORD_COLUMNS, "csv"))
 
 
 def markdown_report(records: list[BenchRecord], command: str) -> str:
@@ -539,10 +547,11 @@ def markdown_report(records: list[BenchRecord], command: str) -> str:
         f"zoo {first.zoo_version}; oneDNN {first.onednn_opts}",
         f"- settings: precision {first.precision}, XLA {'on' if first.jit else 'off'}, {first.warmup} warm-up "
         f"steps, {first.iters} timed steps per row",
-        "- measured matmul peak of this device: " + ", ".join(f"{d} {p:,.1f} GFLOP/s" for d, p in peaks),
+        "- measured matmul peak of this device: "
+        + ", ".join(f"{d} {formatting.fixed(p)} GFLOP/s" for d, p in peaks),
         f"- date: {first.date}",
         f"- host load (1-minute load average at the end of each row, {cpu_cores()} cores): "
-        + (f"{min(loads):.1f} to {max(loads):.1f}" if loads else "unknown"),
+        + (f"{formatting.fixed(min(loads))} to {formatting.fixed(max(loads))}" if loads else "unknown"),
         "",
         "Method: synthetic inputs; inference is a `tf.function` of the forward pass, training is `model.compile` "
         "(SGD with momentum, sparse cross-entropy) and `train_on_batch`; every timed step waits for its result "
@@ -555,6 +564,5 @@ def markdown_report(records: list[BenchRecord], command: str) -> str:
         "`ours/keras` is the images/s ratio to the keras.applications twin timed interleaved in the same process "
         "(>1: ours faster).",
         "",
-        markdown_table(records),
-        "",
+        render(record_rows(records), RECORD_COLUMNS, "md"),
     ])

@@ -43,3 +43,8 @@ POOLINGS = values(Pooling)
 BENCH_MODES = values(BenchMode)
 RESULT_METRICS = values(ResultMetric)
 REFERENCE_SOURCES = values(ReferenceSource)
+
+# Appended (tables): the output formats of `zoo table` and of zoo.tables.render.
+TableFormat = Literal["md", "csv", "json"]
+TABLE_FORMATS = values(TableFormat)
+__all__ += ["TableFormat", "TABLE_FORMATS"]

@@ -45,3 +45,18 @@ def signed(value: float) -> str:
 def general(value: float) -> str:
     """A plain number as Python's 'g' writes it (epochs, learning rates)."""
     return f"{value:g}"
+
+
+# Appended (bench tables): the fixed-decimal and share cells zoo bench prints.
+__all__ += ["fixed", "share"]
+
+
+def fixed(value: float, places: int = 1) -> str:
+    """A number with a fixed count of decimals, thousands separated: ms per step and GFLOP/s (1), our/keras'
+    images/s ratio (2)."""
+    return f"{value:,.{places}f}"
+
+
+def share(fraction: float) -> str:
+    """A fraction of a whole (0-1) as a percentage with one decimal and a % sign: MFU 0.78 -> '78.0%'."""
+    return f"{fraction:.1%}"

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from .formatting import general
 from .registry import registry
 from .tables import (PAPER_METRICS, TableError, accuracy_of, best_runs, dataset_label, historic_rank,
                      is_multi_crop, load, published_top1, short_protocol)
@@ -153,7 +154,7 @@ def plot(points: list[Point], output_prefix: str | Path, title: str, references:
                    edgecolors="black", linewidths=0.5, marker="s" if p.multi_crop else "o", zorder=3)
     ax.set_xscale("log")
     ax.xaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: general(value)))
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("GMACs per image (multiply-accumulates, log scale)")
     ax.set_ylabel(ylabel)

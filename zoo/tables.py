@@ -16,17 +16,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from . import formatting
 from . import results as results_store
+from .choices import TABLE_FORMATS
 from .errors import ZooError
 from .registry import Result, Spec, registry
 
-__all__ = ["FORMATS", "TOP1_METRICS", "PAPER_METRICS", "TableError", "Column", "render", "load", "results_dir",
+__all__ = ["FORMATS", "TOP1_METRICS", "PAPER_METRICS", "TableError", "Column", "text_columns", "render",
+           "rich_table", "giga_macs", "load", "results_dir",
            "best_runs", "accuracy_of", "published_top1", "published_beside", "headline_result", "describe",
            "is_multi_crop", "short_protocol", "dataset_label", "historic_order", "historic_rank",
            "architecture_rows", "render_architectures", "results_rows", "render_results", "ARCHITECTURES_COMMAND",
            "REGENERATE_ALL_COMMAND"]
 
-FORMATS = ("md", "csv", "json")
+FORMATS = TABLE_FORMATS  # md, csv, json (zoo.choices)
 ARCHITECTURES_COMMAND = "zoo table architectures --output docs/architectures.md"
 REGENERATE_ALL_COMMAND = "zoo table docs"
 
@@ -60,14 +63,32 @@ def dataset_label(dataset: str) -> str:
 
 @dataclass(frozen=True)
 class Column:
+    """One column: `key` names the row field (the CSV/JSON column, its raw value); `header` and `fmt` make its text
+    cell (Markdown, terminal). `header=None`: a data-only column, left out of the text tables. `cell`: a text cell
+    built from the whole row, for cells that join fields (bench's 'p10-p90'). `optional`: the text tables leave
+    the column out when no row has a value (bench's GPU memory on a CPU)."""
+
     key: str
-    header: str
-    fmt: Callable[[Any], str] = str  # Markdown cell text of a (non-None) value
+    header: Optional[str]
+    fmt: Callable[[Any], str] = str  # text of a (non-None) value
     align: str = "left"
+    cell: Optional[Callable[[dict], str]] = None
+    optional: bool = False
+
+    def text(self, row: dict) -> str:
+        if row.get(self.key) is None:
+            return ""
+        return self.cell(row) if self.cell else self.fmt(row[self.key])
+
+
+def text_columns(rows: list[dict], columns: list[Column]) -> list[Column]:
+    """The columns a text table (Markdown, terminal) shows for these rows."""
+    return [c for c in columns if c.header is not None
+            and not (c.optional and all(row.get(c.key) is None for row in rows))]
 
 
 def render(rows: list[dict], columns: list[Column], fmt: str, preamble: str = "") -> str:
-    """`md`: preamble + a GitHub table of formatted cells; `csv`/`json`: the raw values of the columns."""
+    """`md`: preamble + a GitHub table of the text cells; `csv`/`json`: the raw values of every column."""
     if fmt not in FORMATS:
         raise TableError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     if fmt == "json":
@@ -80,29 +101,34 @@ def render(rows: list[dict], columns: list[Column], fmt: str, preamble: str = ""
         for row in rows:
             writer.writerow(["" if row.get(c.key) is None else row.get(c.key) for c in columns])
         return out.getvalue()
+    shown = text_columns(rows, columns)
     rule = {"left": "---", "right": "---:", "center": ":---:"}
-    lines = ["| " + " | ".join(c.header for c in columns) + " |",
-             "|" + "|".join(rule[c.align] for c in columns) + "|"]
+    lines = ["| " + " | ".join(c.header for c in shown) + " |",
+             "|" + "|".join(rule[c.align] for c in shown) + "|"]
     for row in rows:
-        cells = ["" if row.get(c.key) is None else c.fmt(row[c.key]).replace("|", "\\|") for c in columns]
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append("| " + " | ".join(c.text(row).replace("|", "\\|") for c in shown) + " |")
     return (preamble + "\n" if preamble else "") + "\n".join(lines) + "\n"
 
 
-def _int(value) -> str:
-    return f"{value:,}"
+def rich_table(rows: list[dict], columns: list[Column], **options):
+    """The terminal's table: the same text columns and cells as the Markdown one, as a rich Table (`options`:
+    rich.table.Table's, e.g. a title). Cells are plain text (no rich markup)."""
+    from rich.table import Table
+    from rich.text import Text
+
+    shown = text_columns(rows, columns)
+    table = Table(box=None, header_style="bold", **options)
+    for c in shown:
+        table.add_column(c.header, justify=c.align)
+    for row in rows:
+        table.add_row(*(Text(c.text(row)) for c in shown))
+    return table
 
 
-def _gmacs(value) -> str:
-    return f"{value:.3g}" if value < 1 else f"{value:.2f}"
-
-
-def _pct(value) -> str:
-    return f"{value:.2f}"
-
-
-def _signed(value) -> str:
-    return f"{value:+.2f}"
+def giga_macs(giga: float) -> str:
+    """The text of a value already in GMACs (rows hold GMACs, as their JSON/CSV give them; formatting.gmacs takes
+    MACs)."""
+    return formatting.gmacs(giga * 1e9)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -168,7 +194,8 @@ def describe(result: Optional[Result]) -> Optional[str]:
     if result is None:
         return None
     protocol = f" ({result.protocol})" if result.protocol else ""
-    return f"{dataset_label(result.dataset)} {METRIC_LABELS[result.metric]} {result.value:g}%{protocol}"
+    value = formatting.general(result.value)
+    return f"{dataset_label(result.dataset)} {METRIC_LABELS[result.metric]} {value}%{protocol}"
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -177,10 +204,11 @@ def describe(result: Optional[Result]) -> Optional[str]:
 
 ARCHITECTURE_COLUMNS = [
     Column("name", "model"), Column("family", "family"), Column("year", "year", align="right"),
-    Column("input", "input"), Column("params", "params", _int, "right"), Column("gmacs", "GMACs", _gmacs, "right"),
+    Column("input", "input"), Column("params", "params", formatting.integer, "right"),
+    Column("gmacs", "GMACs", giga_macs, "right"),
     Column("depth", "depth", align="right"), Column("headline", "headline result"),
     Column("paper_source", "source"), Column("reference_source", "reference"),
-    Column("reference_params", "reference params", _int, "right"), Column("check", "params = reference"),
+    Column("reference_params", "reference params", formatting.integer, "right"), Column("check", "params = reference"),
 ]
 
 
@@ -270,23 +298,15 @@ def best_runs(runs: list[dict]) -> list[dict]:
                                                 str(r.get("model")), str(r.get("recipe"))))
 
 
-def _wall(seconds) -> str:
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
-
-
-def _rate(value) -> str:
-    return f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
-
-
 RESULT_COLUMNS = [
-    Column("model", "model"), Column("recipe", "recipe"), Column("accuracy", "top-1 acc. %", _pct, "right"),
-    Column("top5", "top-5 acc. %", _pct, "right"), Column("epochs", "epochs", lambda v: f"{v:g}", "right"),
-    Column("wall_time_s", "wall time", _wall, "right"), Column("images_per_s", "train images/s", _rate, "right"),
-    Column("device", "device"), Column("published", "published top-1 acc. %", _pct, "right"),
-    Column("difference", "difference", _signed, "right"), Column("published_protocol", "published protocol"),
+    Column("model", "model"), Column("recipe", "recipe"),
+    Column("accuracy", "top-1 acc. %", formatting.percent, "right"),
+    Column("top5", "top-5 acc. %", formatting.percent, "right"),
+    Column("epochs", "epochs", formatting.general, "right"),
+    Column("wall_time_s", "wall time", formatting.duration, "right"),
+    Column("images_per_s", "train images/s", formatting.rate, "right"), Column("device", "device"),
+    Column("published", "published top-1 acc. %", formatting.percent, "right"),
+    Column("difference", "difference", formatting.signed, "right"), Column("published_protocol", "published protocol"),
     Column("published_source", "where"), Column("run_id", "run"),
 ]
 

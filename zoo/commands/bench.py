@@ -7,11 +7,11 @@ import sys
 
 import click
 
+from ..choices import BENCH_MODES, PRECISIONS
 from ..errors import ZooError
 from ..results import write_text_atomic
 
-MODE_CHOICES = ["infer", "train", "both"]
-PRECISION_CHOICES = ["float32", "mixed_bfloat16", "mixed_float16"]  # = zoo.bench.PRECISIONS (kept import-free)
+BOTH_MODES = "both"  # every one of BENCH_MODES, in order
 
 
 def resolve_names(patterns) -> list[str]:
@@ -47,51 +47,30 @@ def canonical_command(names, mode, batch_size, image_size, precision, xla, warmu
     return shlex.join(words)
 
 
-def render(records) -> None:
-    from rich.table import Table
-
-    from ..bench import fmt_rate
-
-    table = Table(box=None, header_style="bold")
-    columns = ["model", "mode", "batch", "size", "img/s", "p10-p90", "ms/step", "GMACs", "GFLOP/s", "MFU",
-               "RSS MB"]
-    gpu = any(r.gpu_peak_mb is not None for r in records)
-    if gpu:
-        columns.append("GPU MB")
-    compared = any(r.vs_keras is not None for r in records)
-    if compared:
-        columns.append("ours/keras")
-    columns.append("note")
-    for column in columns:
-        table.add_column(column, justify="left" if column in ("model", "mode", "note") else "right")
-    for r in records:
-        row = [r.model, r.mode, str(r.batch_size), str(r.image_size), fmt_rate(r.images_per_s),
-               f"{fmt_rate(r.images_per_s_p10)}-{fmt_rate(r.images_per_s_p90)}", f"{r.ms_per_step:.1f}",
-               f"{r.gmacs:.3g}", f"{r.gflops_per_s:.1f}", f"{r.mfu:.1%}", f"{r.peak_rss_mb:,.0f}"]
-        if gpu:
-            row.append("" if r.gpu_peak_mb is None else f"{r.gpu_peak_mb:,.0f}")
-        if compared:
-            row.append("" if r.vs_keras is None else f"{r.vs_keras:.2f}")
-        row.append(r.note)
-        table.add_row(*row)
+def show(records) -> None:
+    """The settings line, then the records through the same columns as the --markdown report's table."""
     from rich.console import Console
+
+    from .. import bench as bench_module
+    from ..formatting import fixed
+    from ..tables import rich_table
 
     console = Console(width=None if sys.stdout.isatty() else 200, soft_wrap=False)
     first = records[0]
     console.print(f"{first.device}; TF {first.tf_version}, Keras {first.keras_version}; precision "
                   f"{first.precision}, XLA {'on' if first.jit else 'off'}; matmul peak "
-                  f"{first.peak_gflops_per_s:,.1f} GFLOP/s ({first.peak_dtype})")
-    console.print(table)
+                  f"{fixed(first.peak_gflops_per_s)} GFLOP/s ({first.peak_dtype})", markup=False)
+    console.print(rich_table(bench_module.record_rows(records), bench_module.RECORD_COLUMNS))
 
 
 @click.command()
 @click.argument("names", nargs=-1, required=True, metavar="NAME|PATTERN...")
-@click.option("--mode", type=click.Choice(MODE_CHOICES), default="infer", show_default=True,
+@click.option("--mode", type=click.Choice([*BENCH_MODES, BOTH_MODES]), default="infer", show_default=True,
               help="Inference, a training step, or both.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True,
               help="Batch size (halved automatically on out-of-memory).")
 @click.option("--image-size", type=click.IntRange(min=1), help="Input height = width (default: the registry's).")
-@click.option("--precision", type=click.Choice(PRECISION_CHOICES), default="float32", show_default=True,
+@click.option("--precision", type=click.Choice(PRECISIONS), default="float32", show_default=True,
               help="Keras dtype policy.")
 @click.option("--xla/--no-xla", default=None, help="jit_compile the step (default: on with a GPU, off on CPU).")
 @click.option("--warmup", type=click.IntRange(min=0), default=3, show_default=True, help="Untimed steps first.")
@@ -113,7 +92,7 @@ def bench(names, mode, batch_size, image_size, precision, xla, warmup, iters, co
     from .. import bench as bench_module
 
     models = resolve_names(names)
-    modes = ["infer", "train"] if mode == "both" else [mode]
+    modes = list(BENCH_MODES) if mode == BOTH_MODES else [mode]
 
     def progress(message: str) -> None:
         click.echo(f"zoo bench: {message}", err=True)
@@ -132,7 +111,7 @@ def bench(names, mode, batch_size, image_size, precision, xla, warmup, iters, co
             else:
                 records.append(bench_module.measure(name, **options))
     bench_module.rescale_to_best_peak(records)
-    render(records)
+    show(records)
     if json_path:
         bench_module.write_json(records, json_path)
     if csv_path:

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import click
 
+from ..choices import TABLE_FORMATS
 from ..results import write_text_atomic
 
-FORMAT = click.Choice(["md", "csv", "json"])
+FORMAT = click.Choice(TABLE_FORMATS)
 RESULTS_OPTION = click.option("--results", "store", type=click.Path(file_okay=False),
                               help="Results store directory (default: $ZOO_RESULTS_DIR, else ~/.zoo/results).")
 
