@@ -132,3 +132,86 @@ def test_merge_keys_may_be_overridden_but_not_repeated():
     assert Registry.from_text(text).get("tiny").eval.crop == 227
     with pytest.raises(RegistryError, match="duplicate key 'crop'"):
         Registry.from_text(text.replace("crop: 227}", "crop: 227, crop: 228}"))
+
+
+# -- family defaults and groups: each fact written once ------------------------------------------------------
+
+FAMILY = textwrap.dedent("""
+    families:
+      lenet:
+        title: LeNet-5
+        builder: "zoo.models.lenet:build"
+        defaults:
+          paper: {title: T, authors: [A], year: 1998, url: "http://example.org"}
+          dataset: mnist
+          recipe: quick
+          recipes: {"fashion_mnist*": other}
+          eval: {resize: 36, crop: 32}
+        groups:
+          small: {classes: 3, input: {size: 32, min_size: 16, channels: 1}}
+    recipes:
+      quick: {description: test, lr: 0.1, batch_size: 32, epochs: 1}
+      other: {description: test, lr: 0.2, batch_size: 32, epochs: 1}
+    models:
+      tiny:
+        family: lenet
+        group: small
+        arch: {variant: modern, conv: [6, 16], kernel: 5, dense: [120, 84], activation: relu, pool: max}
+        params: 61706
+        macs: 416520
+        paper: {followed: Fig. 2}
+        eval: {crop: 30}
+        reference: {source: paper}
+""")
+
+
+def test_family_defaults_and_group_merge_under_the_variant():
+    spec = Registry.from_text(FAMILY).get("tiny")
+    assert (spec.dataset, spec.recipe, spec.classes, spec.input.size, spec.group) == ("mnist", "quick", 3, 32, "small")
+    assert (spec.paper.title, spec.paper.url, spec.paper.followed) == ("T", "http://example.org", "Fig. 2")
+    assert (spec.eval.resize, spec.eval.crop, spec.eval.mean) == (36, 30, None)  # key by key; mean: the dataset's
+    assert spec.reference.params == spec.params == 61706  # stated once, as params
+    own = Registry.from_text(FAMILY.replace("    eval: {crop: 30}\n", "    classes: 5\n    dataset: cifar10\n"))
+    assert (own.get("tiny").classes, own.get("tiny").dataset) == (5, "cifar10")  # the variant's own value wins
+
+
+def test_recipe_patterns_serve_a_dataset_and_its_sample():
+    spec = Registry.from_text(FAMILY).get("tiny")
+    assert spec.recipes == {"fashion_mnist*": "other"}
+    assert [spec.recipe_for(d) for d in ("fashion_mnist", "fashion_mnist_sample", "mnist", None)] == \
+        ["other", "other", "quick", "quick"]
+    exact = Registry.from_text(FAMILY.replace("    eval: {crop: 30}\n", "    recipes: {fashion_mnist_sample: quick}\n"))
+    assert exact.get("tiny").recipe_for("fashion_mnist_sample") == "quick"  # an exact key beats a pattern
+    assert exact.get("tiny").recipe_for("fashion_mnist") == "other"
+
+
+def test_reference_params_may_still_differ_where_written():
+    text = FAMILY.replace("reference: {source: paper}", "reference: {source: paper, params: 60000}")
+    assert Registry.from_text(text).get("tiny").reference.params == 60000
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda t: t.replace("eval: {resize: 36, crop: 32}", "eval: {resize: 36, crop: big}"),
+     r"family 'lenet': field 'defaults.eval.crop': .*integer"),
+    (lambda t: t.replace("      dataset: mnist\n", "      dataset: mnist\n      colour: blue\n"),
+     r"family 'lenet': field 'defaults.colour': Extra inputs are not permitted"),
+    (lambda t: t.replace("recipe: quick", "recipe: slow"), r"family 'lenet': field 'defaults.recipe': unknown recipe 'slow'"),
+    (lambda t: t.replace('{"fashion_mnist*": other}', '{"fashion_mnist*": slower}'),
+     r"family 'lenet': field 'defaults.recipes.fashion_mnist\*': unknown recipe 'slower'"),
+    (lambda t: t.replace("small: {classes: 3,", "small: {classes: 0,"),
+     r"family 'lenet': field 'groups.small.classes': .*greater than 0"),
+    (lambda t: t.replace("group: small", "group: cifar"),
+     r"model 'tiny': field 'group': unknown group 'cifar' of family 'lenet' \(known: small\)"),
+    (lambda t: t.replace("    group: small\n", ""), r"model 'tiny': field 'input': Field required"),
+    (lambda t: t.replace("reference: {source: paper}", "reference: {source: paper}\n    keras_twin: not-a-name"),
+     r"model 'tiny': field 'keras_twin': String should match pattern"),
+])
+def test_broken_family_facts_name_the_family_or_entry_and_field(edit, message):
+    with pytest.raises(RegistryError, match=message):
+        Registry.from_text(edit(FAMILY))
+
+
+def test_anchors_section_holds_shared_blocks():
+    text = GOOD.replace("models:", "anchors:\n  ev: &ev {resize: 256, crop: 224}\nmodels:").replace(
+        "    recipe: quick\n", "    recipe: quick\n    eval: *ev\n")
+    assert Registry.from_text(text).get("tiny").eval.resize == 256

@@ -9,19 +9,20 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
-import functools
 import importlib.util
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Optional
 
-import yaml
+from pydantic import Field, field_validator, model_validator
+
+from .choices import Augment, Interpolation, OptimizerName, ReferenceSource, ResultMetric, ScheduleKind, ScheduleUnit
 from .errors import ZooError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from .schema import Strict, cached_by_mtime, load_yaml, validate
 
 __all__ = [
-    "RegistryError", "UnknownModelError", "Spec", "Recipe", "Registry",
+    "RegistryError", "UnknownModelError", "Spec", "Recipe", "Family", "Facts", "Registry",
     "load_registry", "registry", "get_spec", "list_models", "families", "registry_path",
 ]
 
@@ -43,14 +44,10 @@ class UnknownModelError(ZooError, KeyError):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Schema. `extra="forbid"` everywhere: a misspelt field is an error, not a silently ignored fact.
+# Schema. `Strict` (extra="forbid") everywhere: a misspelt field is an error, not a silently ignored fact.
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class InputSpec(_Strict):
+class InputSpec(Strict):
     size: int = Field(gt=0, description="default (paper) input height = width")
     min_size: int = Field(gt=0, description="smallest input the architecture supports")
     channels: int = Field(gt=0)
@@ -62,7 +59,7 @@ class InputSpec(_Strict):
         return self
 
 
-class Paper(_Strict):
+class Paper(Strict):
     title: str
     authors: list[str]
     year: int = Field(ge=1950, le=2100)
@@ -72,10 +69,10 @@ class Paper(_Strict):
     followed: Optional[str] = Field(None, description="the table/figure/page the architecture follows")
 
 
-class Result(_Strict):
+class Result(Strict):
     dataset: str
     split: str
-    metric: Literal["top1_error", "top5_error", "error", "top1_accuracy", "top5_accuracy"]
+    metric: ResultMetric
     value: float
     protocol: Optional[str] = None
     source: str = Field(description="where in the paper: table/figure/section; or the benchmark table and row")
@@ -89,21 +86,23 @@ class Result(_Strict):
         return f"{self.source}; measured on {self.measured_on}" if self.measured_on else self.source
 
 
-class EvalSpec(_Strict):
+class EvalSpec(Strict):
     resize: Optional[int] = Field(None, description="shorter side resized to this before the crop")
     crop: Optional[int] = Field(None, description="center crop size (defaults to the input size)")
-    mean: Optional[list[float]] = Field(None, description="per-channel mean on the 0-255 scale; None: dataset's")
-    std: Optional[list[float]] = Field(None, description="per-channel std on the 0-255 scale; None: dataset's")
-    interpolation: Literal["bilinear", "bicubic", "nearest", "area"] = "bilinear"
+    mean: Optional[list[float]] = Field(None, description="per-channel mean on the 0-255 scale; None: the "
+                                        "dataset's (zoo/data/catalogue.yaml), the one place the statistics live")
+    std: Optional[list[float]] = Field(None, description="per-channel std on the 0-255 scale; None: the dataset's")
+    interpolation: Interpolation = "bilinear"
 
 
-class Reference(_Strict):
-    source: Literal["paper", "torchvision", "keras.applications", "timm"]
-    params: int
+class Reference(Strict):
+    source: ReferenceSource
+    params: int = Field(description="the reference's count; in registry.yaml only where it differs from the "
+                                    "entry's `params` (the loader fills it in from `params` otherwise)")
     note: Optional[str] = None
 
 
-class Spec(_Strict):
+class Spec(Strict):
     """One variant: everything the registry knows about it."""
 
     name: str
@@ -123,30 +122,39 @@ class Spec(_Strict):
     reference: Reference
     builder_kwargs: dict[str, Any] = Field({}, description="extra keyword arguments for the family builder")
     notes: Optional[str] = None
+    group: Optional[str] = Field(None, description="the family's group (regime) whose facts the entry takes")
+    keras_twin: Optional[str] = Field(None, pattern=r"^[A-Z][A-Za-z0-9]*$", description=(
+        "the keras.applications constructor with the same layers and layer names (its weights import by name)"))
 
     def recipe_for(self, dataset: Optional[str] = None) -> str:
-        return self.recipes.get(dataset or self.dataset, self.recipe)
+        """The recipe for `dataset` (default: the entry's own): an exact `recipes` key, else the first key that
+        matches as an fnmatch pattern (`fashion_mnist*` serves Fashion-MNIST and its sample), else `recipe`."""
+        dataset = dataset or self.dataset
+        if dataset in self.recipes:
+            return self.recipes[dataset]
+        matches = [recipe for pattern, recipe in self.recipes.items() if fnmatch.fnmatchcase(dataset, pattern)]
+        return matches[0] if matches else self.recipe
 
     def published(self, dataset: Optional[str] = None) -> list[Result]:
         return [r for r in self.results if dataset is None or r.dataset == dataset]
 
 
-class Schedule(_Strict):
-    type: Literal["constant", "step", "cosine", "linear"] = "constant"
-    unit: Literal["epochs", "steps"] = "epochs"
+class Schedule(Strict):
+    type: ScheduleKind = "constant"
+    unit: ScheduleUnit = "epochs"
     boundaries: list[float] = Field([], description="step decay points in `unit`; fractions of the run when < 1")
     gamma: float = 0.1
     warmup: float = Field(0, description="linear warm-up length in `unit`")
     min_lr: float = 0.0
 
 
-class Recipe(_Strict):
+class Recipe(Strict):
     """A training recipe: optimizer, schedule, regularisation, data. Learning rates are for `batch_size`."""
 
     name: str
     description: str
     source: Optional[str] = Field(None, description="the paper section the recipe follows")
-    optimizer: Literal["sgd", "adam", "adamw", "rmsprop"] = "sgd"
+    optimizer: OptimizerName = "sgd"
     lr: float = Field(gt=0)
     momentum: float = 0.9
     nesterov: bool = False
@@ -155,7 +163,7 @@ class Recipe(_Strict):
     epochs: Optional[float] = Field(None, gt=0)
     max_steps: Optional[int] = Field(None, gt=0, description="stop after this many steps (overrides epochs)")
     schedule: Schedule = Schedule()
-    augment: Literal["none", "flip", "pad_crop_flip", "inception_crop_flip", "scale_crop_flip"] = "none"
+    augment: Augment = "none"
     mixup: float = Field(0.0, ge=0)
     cutmix: float = Field(0.0, ge=0)
     random_erasing: float = Field(0.0, ge=0, le=1)
@@ -173,12 +181,12 @@ class Recipe(_Strict):
         return self
 
 
-class Budget(_Strict):
+class Budget(Strict):
     description: str
     epochs_scale: float = Field(1.0, gt=0, description="multiplies each recipe's epochs")
 
 
-class Study(_Strict):
+class Study(Strict):
     """A reproduction plan: which variants to train on which dataset, each with its registry recipe."""
 
     name: str
@@ -191,9 +199,30 @@ class Study(_Strict):
                         "(labelled as such) when the model has none of its own")
 
 
-class Family(_Strict):
+class Facts(Strict):
+    """Facts a family states once for all its variants (`defaults:`) or for a group of them (`groups:`, e.g.
+    the CIFAR and the ImageNet ResNets). Merged into each variant at load: family defaults, then the variant's
+    group, then the variant's own values, the later winning; a mapping (paper, eval, input, recipes) merges key
+    by key, so a variant's `paper: {followed: ...}` completes its family's paper. Each value here is complete."""
+
+    paper: Optional[Paper] = None
+    dataset: Optional[str] = None
+    eval: Optional[EvalSpec] = None
+    recipe: Optional[str] = None
+    recipes: dict[str, str] = {}
+    input: Optional[InputSpec] = None
+    classes: Optional[int] = Field(None, gt=0)
+
+    def written(self) -> dict[str, Any]:
+        """The facts as written (validated), without the schema's defaults: what is merged into a variant."""
+        return self.model_dump(exclude_unset=True)
+
+
+class Family(Strict):
     title: str
     builder: str = Field(description="'module:function' that builds every variant of the family")
+    defaults: Facts = Facts()
+    groups: dict[str, Facts] = Field({}, description="named groups of variants with facts of their own")
 
     @field_validator("builder")
     @classmethod
@@ -213,39 +242,106 @@ class Family(_Strict):
 # ---------------------------------------------------------------------------------------------------------------
 # Loading
 
-
-class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
-    """A safe YAML loader that refuses duplicate keys (plain YAML silently keeps the last one)."""
-
-
-def _construct_unique_mapping(loader, node, deep=False):
-    # Check the keys written in this mapping before merging `<<: *anchor` keys in: an explicit key may override
-    # a merged one (that is what merge keys are for), but the same key written twice is a mistake.
-    seen: dict[Any, int] = {}
-    for key_node, _ in node.value:
-        if key_node.tag == "tag:yaml.org,2002:merge":
-            continue
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise RegistryError(
-                f"duplicate key {key!r} at line {key_node.start_mark.line + 1} "
-                f"(first at line {seen[key] + 1})")
-        seen[key] = key_node.start_mark.line
-    loader.flatten_mapping(node)
-    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
-
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping)
+# Top-level sections: the three required ones, studies, and `anchors` (YAML anchors only, ignored here; `defaults`
+# is its former name, still accepted).
+REQUIRED_SECTIONS = ("families", "recipes", "models")
+SECTIONS = REQUIRED_SECTIONS + ("studies", "anchors", "defaults")
 
 
 def _natural_key(name: str):
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
 
 
-def _format_error(where: str, err: ValidationError) -> str:
-    first = err.errors()[0]
-    field = ".".join(str(p) for p in first["loc"]) or "(entry)"
-    return f"{where}: field '{field}': {first['msg']}"
+def _mapping(value: Any, what: str) -> dict:
+    if not isinstance(value, dict):
+        raise RegistryError(f"{what}: expected a mapping, got {type(value).__name__}")
+    return value
+
+
+def _sections(doc: Any, where: str) -> dict:
+    if not isinstance(doc, dict):
+        raise RegistryError(f"{where}: expected a mapping with 'families', 'recipes' and 'models'")
+    unknown = set(doc) - set(SECTIONS)
+    if unknown:
+        raise RegistryError(f"{where}: unknown top-level section {sorted(unknown)[0]!r}")
+    for section in REQUIRED_SECTIONS:
+        if not isinstance(doc.get(section), dict):
+            raise RegistryError(f"{where}: section '{section}' is missing or not a mapping")
+    return doc
+
+
+def _named(schema, name: str, value: Any, what: str):
+    """A section's entry validated with its YAML key as its `name` field."""
+    return validate(schema, {"name": name, **_mapping(value, what)}, what, RegistryError)
+
+
+def _check_recipes(what: str, prefix: str, recipe: Optional[str], per_dataset: dict[str, str],
+                   known: dict[str, Recipe]) -> None:
+    named = ([("recipe", recipe)] if recipe is not None else []) + [(f"recipes.{d}", r) for d, r in per_dataset.items()]
+    for field, name in named:
+        if name not in known:
+            raise RegistryError(f"{what}: field '{prefix}{field}': unknown recipe {name!r}")
+
+
+def _family(value: Any, recipes: dict[str, Recipe], what: str) -> Family:
+    family = validate(Family, value, what, RegistryError)
+    _check_recipes(what, "defaults.", family.defaults.recipe, family.defaults.recipes, recipes)
+    for group, facts in family.groups.items():
+        _check_recipes(what, f"groups.{group}.", facts.recipe, facts.recipes, recipes)
+    return family
+
+
+def _layered(*layers: dict) -> dict:
+    """Later layers win; where both hold a mapping, it is merged key by key."""
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        for key, value in layer.items():
+            below = merged.get(key)
+            merged[key] = {**below, **value} if isinstance(below, dict) and isinstance(value, dict) else value
+    return merged
+
+
+def _family_facts(entry: dict, families: dict[str, Family], what: str) -> list[dict]:
+    """The facts the entry takes from its family: the family's defaults, then its group's."""
+    name = entry.get("family")
+    if not isinstance(name, str):
+        return []  # missing or not a name: the schema says so
+    family = families.get(name)
+    if family is None:
+        raise RegistryError(f"{what}: field 'family': unknown family {name!r} (known: {', '.join(sorted(families))})")
+    group = entry.get("group")
+    if group is None:
+        return [family.defaults.written()]
+    if not isinstance(group, str) or group not in family.groups:
+        known = ", ".join(sorted(family.groups)) or "none"
+        raise RegistryError(f"{what}: field 'group': unknown group {group!r} of family {name!r} (known: {known})")
+    return [family.defaults.written(), family.groups[group].written()]
+
+
+def _model(name: str, value: Any, families: dict[str, Family], recipes: dict[str, Recipe], what: str) -> Spec:
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", str(name)):
+        raise RegistryError(f"{what}: name must be lower-case letters, digits and '_'")
+    entry = _mapping(value, what)
+    resolved = _layered(*_family_facts(entry, families, what), {"name": name, **entry})
+    reference = resolved.get("reference")
+    if isinstance(reference, dict) and "params" not in reference and "params" in resolved:
+        resolved["reference"] = {**reference, "params": resolved["params"]}  # stated once, as `params`
+    spec = validate(Spec, resolved, what, RegistryError)
+    _check_recipes(what, "", spec.recipe, spec.recipes, recipes)
+    return spec
+
+
+def _study(name: str, value: Any, models: dict[str, Spec], what: str) -> Study:
+    study = _named(Study, name, value, what)
+    for i, model in enumerate(study.models):
+        if model not in models:
+            raise RegistryError(f"{what}: field 'models.{i}': unknown model {model!r}")
+    for model, other in study.compare_with.items():
+        if model not in study.models:
+            raise RegistryError(f"{what}: field 'compare_with.{model}': not one of the study's models")
+        if other not in models:
+            raise RegistryError(f"{what}: field 'compare_with.{model}': unknown model {other!r}")
+    return study
 
 
 class Registry:
@@ -268,67 +364,12 @@ class Registry:
     @classmethod
     def from_text(cls, text: str, path: Optional[Path] = None) -> "Registry":
         where = str(path or "registry")
-        try:
-            doc = yaml.load(text, Loader=_UniqueKeyLoader)
-        except RegistryError as e:
-            raise RegistryError(f"{where}: {e}") from None
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            at = f" at line {mark.line + 1}" if mark else ""
-            raise RegistryError(f"{where}: not valid YAML{at}: {getattr(e, 'problem', e)}") from None
-        if not isinstance(doc, dict):
-            raise RegistryError(f"{where}: expected a mapping with 'families', 'recipes' and 'models'")
-        unknown = set(doc) - {"families", "recipes", "models", "defaults", "studies"}
-        if unknown:
-            raise RegistryError(f"{where}: unknown top-level section {sorted(unknown)[0]!r}")
-        for section in ("families", "recipes", "models"):
-            if not isinstance(doc.get(section), dict):
-                raise RegistryError(f"{where}: section '{section}' is missing or not a mapping")
-
-        families = {k: cls._validate(Family, v, f"{where}: family '{k}'") for k, v in doc["families"].items()}
-        recipes = {k: cls._validate(Recipe, {"name": k, **cls._mapping(v, f"{where}: recipe '{k}'")},
-                                    f"{where}: recipe '{k}'")
-                   for k, v in doc["recipes"].items()}
-        models: dict[str, Spec] = {}
-        for name, entry in doc["models"].items():
-            what = f"{where}: model '{name}'"
-            if not re.fullmatch(r"[a-z][a-z0-9_]*", str(name)):
-                raise RegistryError(f"{what}: name must be lower-case letters, digits and '_'")
-            spec = cls._validate(Spec, {"name": name, **cls._mapping(entry, what)}, what)
-            if spec.family not in families:
-                raise RegistryError(f"{what}: field 'family': unknown family {spec.family!r} "
-                                    f"(known: {', '.join(sorted(families))})")
-            for field, recipe in [("recipe", spec.recipe)] + [(f"recipes.{d}", r) for d, r in spec.recipes.items()]:
-                if recipe not in recipes:
-                    raise RegistryError(f"{what}: field '{field}': unknown recipe {recipe!r}")
-            models[name] = spec
-        studies = {}
-        for name, entry in (doc.get("studies") or {}).items():
-            what = f"{where}: study '{name}'"
-            study = cls._validate(Study, {"name": name, **cls._mapping(entry, what)}, what)
-            for i, model in enumerate(study.models):
-                if model not in models:
-                    raise RegistryError(f"{what}: field 'models.{i}': unknown model {model!r}")
-            for model, other in study.compare_with.items():
-                if model not in study.models:
-                    raise RegistryError(f"{what}: field 'compare_with.{model}': not one of the study's models")
-                if other not in models:
-                    raise RegistryError(f"{what}: field 'compare_with.{model}': unknown model {other!r}")
-            studies[name] = study
+        doc = _sections(load_yaml(text, where, RegistryError), where)
+        recipes = {k: _named(Recipe, k, v, f"{where}: recipe '{k}'") for k, v in doc["recipes"].items()}
+        families = {k: _family(v, recipes, f"{where}: family '{k}'") for k, v in doc["families"].items()}
+        models = {k: _model(k, v, families, recipes, f"{where}: model '{k}'") for k, v in doc["models"].items()}
+        studies = {k: _study(k, v, models, f"{where}: study '{k}'") for k, v in (doc.get("studies") or {}).items()}
         return cls(models, families, recipes, path, studies)
-
-    @staticmethod
-    def _mapping(value, what: str) -> dict:
-        if not isinstance(value, dict):
-            raise RegistryError(f"{what}: expected a mapping, got {type(value).__name__}")
-        return value
-
-    @staticmethod
-    def _validate(schema, value, what: str):
-        try:
-            return schema.model_validate(value)
-        except ValidationError as e:
-            raise RegistryError(_format_error(what, e)) from None
 
     # -- queries ------------------------------------------------------------------------------------------------
 
@@ -388,18 +429,12 @@ def registry_path() -> Path:
     raise RegistryError(f"registry.yaml not found next to {here} or in its parent")
 
 
-@functools.lru_cache(maxsize=None)
-def _load(path: str, mtime: float) -> Registry:
-    return Registry.from_file(path)
+_load = cached_by_mtime(Registry.from_file, RegistryError, "registry")
 
 
 def load_registry(path: str | os.PathLike | None = None) -> Registry:
-    p = Path(path) if path else registry_path()
-    try:
-        mtime = p.stat().st_mtime
-    except OSError:
-        raise RegistryError(f"{p}: cannot read the registry: no such file") from None
-    return _load(str(p), mtime)
+    """The registry at `path` (default: registry_path()), parsed once per version of the file."""
+    return _load(path or registry_path())
 
 
 def registry() -> Registry:

@@ -22,20 +22,19 @@ from __future__ import annotations
 import os
 
 from .errors import ZooError
+from .registry import Registry, registry
 
 __all__ = ["KERAS_APPLICATIONS", "WeightImportError", "from_keras_applications", "keras_twin", "convert_file"]
 
-# Registry name -> keras.applications constructor of the same network (same layers, same names).
-KERAS_APPLICATIONS = {
-    "vgg16": "VGG16",
-    "vgg19": "VGG19",
-    "resnet50": "ResNet50",
-    "resnet101": "ResNet101",
-    "resnet152": "ResNet152",
-    "densenet121": "DenseNet121",
-    "densenet169": "DenseNet169",
-    "densenet201": "DenseNet201",
-}
+
+def keras_twins(reg: Registry) -> dict[str, str]:
+    """Registry name -> keras.applications constructor of the same network (same layers, same names): the
+    entries' `keras_twin` in registry.yaml, in historic order (by the paper's year; VGG, ResNet, DenseNet)."""
+    twinned = [name for name in reg.names() if reg.models[name].keras_twin]
+    return {name: reg.models[name].keras_twin for name in sorted(twinned, key=lambda n: reg.models[n].paper.year)}
+
+
+KERAS_APPLICATIONS = keras_twins(registry())  # read once, at import (zoo/bench.py imports it as KERAS_TWINS)
 
 
 class WeightImportError(ZooError, ValueError):

@@ -1,0 +1,143 @@
+"""registry.yaml states each fact once, and every variant still resolves to the facts it had before.
+
+tests/data/registry_facts_before.json is `spec.model_dump(exclude_none=True)` of every variant, taken before the
+registry gained family defaults and groups. The facts now resolve to the same values, apart from what changed
+in how they are stated:
+  - eval.mean / eval.std: no longer written (None: the dataset's own statistics, from zoo/data/catalogue.yaml);
+    the values dropped are checked equal to the catalogue's for the variant's dataset, so every pipeline
+    normalises exactly as before;
+  - recipes: `{fashion_mnist: X, fashion_mnist_sample: X}` is now the pattern `{"fashion_mnist*": X}`;
+    recipe_for() is checked to give the same recipe as before for every dataset of the catalogue;
+  - group, keras_twin: new fields (keras_twin moved from zoo.weights into the registry).
+"""
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+from pydantic import BaseModel
+
+import cli
+from zoo.data.catalogue import get_dataset, list_datasets
+from zoo.registry import registry
+
+ROOT = Path(__file__).resolve().parents[1]
+BEFORE = json.loads((ROOT / "tests" / "data" / "registry_facts_before.json").read_text())
+NEW_FIELDS = {"group", "keras_twin"}
+STATISTICS = ("mean", "std")
+# zoo.weights.KERAS_APPLICATIONS as it was written out in Python before it was read from the registry.
+KERAS_TWINS_BEFORE = {"vgg16": "VGG16", "vgg19": "VGG19", "resnet50": "ResNet50", "resnet101": "ResNet101",
+                      "resnet152": "ResNet152", "densenet121": "DenseNet121", "densenet169": "DenseNet169",
+                      "densenet201": "DenseNet201"}
+
+
+def as_json(value):
+    return json.loads(json.dumps(value))
+
+
+def facts(spec) -> dict:
+    """The spec's dump; `arch` as written (typed arch schemas fill in their defaults: not facts of the YAML)."""
+    dump = spec.model_dump(exclude_none=True)
+    if isinstance(spec.arch, BaseModel):
+        dump["arch"] = spec.arch.model_dump(exclude_unset=True, exclude_none=True)
+    return as_json(dump)
+
+
+def comparable(dump: dict) -> dict:
+    """The facts whose statement did not change: all but recipes, the new fields and the eval statistics."""
+    kept = {k: v for k, v in dump.items() if k not in NEW_FIELDS | {"recipes"}}
+    kept["eval"] = {k: v for k, v in dump.get("eval", {}).items() if k not in STATISTICS}
+    return kept
+
+
+def test_the_snapshot_covers_every_variant():
+    assert sorted(BEFORE) == sorted(registry().models)
+
+
+@pytest.mark.parametrize("name", sorted(BEFORE))
+def test_variant_resolves_to_the_facts_it_had(name):
+    spec = registry().get(name)
+    after, before = facts(spec), BEFORE[name]
+    assert comparable(after) == comparable(before)
+    assert spec.params == spec.reference.params == before["params"] == before["reference"]["params"]
+
+
+@pytest.mark.parametrize("name", sorted(BEFORE))
+def test_eval_statistics_are_the_datasets(name):
+    spec, before = registry().get(name), BEFORE[name].get("eval", {})
+    entry = get_dataset(spec.dataset)
+    for key in STATISTICS:
+        assert getattr(spec.eval, key) is None, f"{name}: eval.{key} restates the catalogue"
+        if key in before:  # dropped from the registry: the catalogue must say the same
+            assert before[key] == pytest.approx(list(getattr(entry, key))), (name, key)
+
+
+@pytest.mark.parametrize("name", sorted(BEFORE))
+def test_recipe_for_every_dataset_is_unchanged(name):
+    spec, before = registry().get(name), BEFORE[name]
+    datasets = set(list_datasets()) | set(before.get("recipes", {})) | set(spec.recipes)
+    for dataset in sorted(d for d in datasets if "*" not in d):
+        assert spec.recipe_for(dataset) == before.get("recipes", {}).get(dataset, before["recipe"]), (name, dataset)
+    assert spec.recipe_for() == before.get("recipes", {}).get(before["dataset"], before["recipe"])
+
+
+def test_keras_twins_come_from_the_registry():
+    from zoo.weights import KERAS_APPLICATIONS
+
+    assert list(KERAS_APPLICATIONS.items()) == list(KERAS_TWINS_BEFORE.items())  # the same order too
+    assert {n: s.keras_twin for n, s in registry().models.items() if s.keras_twin} == KERAS_TWINS_BEFORE
+
+
+def test_zoo_info_json_agrees_with_the_registry_and_the_snapshot():
+    runner = CliRunner()
+    reg = registry()
+    for name in sorted(BEFORE):
+        result = runner.invoke(cli.cli, ["info", name, "--json"])
+        assert result.exit_code == 0, (name, result.output)
+        shown = json.loads(result.output)
+        spec = reg.get(name)
+        assert shown.pop("recipe_details") == as_json(reg.recipe(spec.recipe).model_dump(exclude_none=True))
+        assert shown == as_json(spec.model_dump(exclude_none=True)), name
+        shown["arch"] = facts(spec)["arch"]
+        assert comparable(shown) == comparable(BEFORE[name]), name
+
+
+# -- each fact written once -------------------------------------------------------------------------------------
+
+
+def raw_registry() -> dict:
+    return yaml.safe_load((ROOT / "registry.yaml").read_text())
+
+
+def restated(entry: dict, shared: dict) -> list[str]:
+    """The fields (mapping keys included) an entry writes with the value its family or group already gives."""
+    found = []
+    for field, value in shared.items():
+        mine = entry.get(field)
+        if isinstance(value, dict) and isinstance(mine, dict):
+            found += [f"{field}.{k}" for k, v in value.items() if mine.get(k) == v]
+        elif mine == value:
+            found.append(field)
+    return found
+
+
+def test_no_variant_restates_a_family_or_group_fact():
+    doc = raw_registry()
+    for name, entry in doc["models"].items():
+        family = doc["families"][entry["family"]]
+        layers = [family.get("defaults", {})] + ([family["groups"][entry["group"]]] if "group" in entry else [])
+        for shared in layers:
+            assert not restated(entry, shared), (name, restated(entry, shared))
+
+
+def test_params_and_statistics_are_written_once():
+    doc = raw_registry()
+    for name, entry in doc["models"].items():
+        assert "params" not in entry["reference"], f"{name}: reference.params restates params"
+        assert not set(STATISTICS) & set(entry.get("eval", {})), f"{name}: eval mean/std belong to the catalogue"
+    for family, value in doc["families"].items():
+        for facts_ in [value.get("defaults", {})] + list(value.get("groups", {}).values()):
+            assert not set(STATISTICS) & set(facts_.get("eval", {})), family
+
