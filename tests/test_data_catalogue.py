@@ -176,3 +176,24 @@ def test_data_commands_import_no_tensorflow(root):
     code = ("import sys, zoo.commands.data, zoo.data; "
             "assert 'tensorflow' not in sys.modules and 'tensorflow_datasets' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=root)
+
+
+def test_the_data_layer_stands_alone_without_the_registry():
+    """zoo/data knows datasets, not models: no module of it imports the registry or takes a Spec or Recipe (the
+    translation from a model's needs to a PipelineSpec is the training harness's, zoo/training/inputs.py)."""
+    import ast
+    from pathlib import Path
+
+    folder = Path(cat.__file__).parent
+    for path in sorted(folder.glob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                module = "." * node.level + (node.module or "")
+                names = [a.name for a in node.names]
+                assert "registry" not in module and "registry" not in names, f"{path.name} imports {module}"
+                assert not {"Spec", "Recipe"} & set(names), f"{path.name} imports {names} from {module}"
+            elif isinstance(node, ast.Import):
+                assert not any("registry" in a.name for a in node.names), f"{path.name} imports the registry"
+            elif isinstance(node, ast.Name):
+                assert node.id not in ("Spec", "Recipe", "get_spec"), f"{path.name} uses {node.id}"

@@ -131,14 +131,22 @@ def test_every_augmentation_keeps_shape_and_pixel_range():
         pl.make_dataset(SAMPLE, "train", image_size=32, channels=1, batch_size=8, training=True, augment="cutout")
 
 
+def model_pipeline(dataset, split, spec, recipe=None, *, data_dir=None, **kw):
+    """The harness's translation (zoo.training.inputs): a registry spec and recipe -> the data layer's spec."""
+    from zoo.training.inputs import pipeline_spec
+
+    info = cat.dataset_info(dataset, recipe.validation if recipe is not None else None)
+    return pl.batches(dataset, split, pipeline_spec(spec, recipe, info, **kw), data_dir=data_dir)
+
+
 def test_pipeline_takes_size_channels_and_stats_from_the_spec_and_augment_from_the_recipe():
     spec = zoo.get_spec("lenet5")
     recipe = zoo.load_registry().recipe(spec.recipe).model_copy(update={"augment": "flip", "validation": 600})
-    ds = pl.pipeline(SAMPLE, "validation", spec, recipe, batch_size=600, training=True, seed=0)
+    ds = model_pipeline(SAMPLE, "validation", spec, recipe, batch_size=600, training=True, seed=0)
     (x, y), = batches(ds)
     assert x.shape == (600, spec.input.size, spec.input.size, spec.input.channels) and len(y) == 600
     custom = spec.model_copy(update={"eval": spec.eval.model_copy(update={"mean": [0.0], "std": [255.0]})})
-    (x, _), = batches(pl.pipeline(SAMPLE, "test[:8]", custom, batch_size=8, training=False))
+    (x, _), = batches(model_pipeline(SAMPLE, "test[:8]", custom, batch_size=8, training=False))
     assert 0.0 <= x.min() and x.max() <= 1.0  # the spec's own dataset: its mean/std are used
 
 
@@ -200,8 +208,8 @@ def test_imagenet_mock_eval_resize_crop_and_training_crops(mock_dir):
             assert x.shape == (6, 224, 224, 3) and np.isfinite(x).all(), augment
         spec = zoo.get_spec("lenet5").model_copy(update={
             "dataset": "imagenet2012", "input": zoo.get_spec("lenet5").input.model_copy(update={"size": 64})})
-        (x, _), = batches(pl.pipeline("imagenet2012", "validation", spec, batch_size=6, training=False,
-                                      data_dir=mock_dir))
+        (x, _), = batches(model_pipeline("imagenet2012", "validation", spec, batch_size=6, training=False,
+                                         data_dir=mock_dir))
         assert x.shape == (6, 64, 64, 1)
 
 

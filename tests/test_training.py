@@ -57,6 +57,7 @@ def test_run_writes_config_history_logs_weights_and_metrics(lenet_run):
     [record] = results.load(store=store)
     assert record == metrics == result.record
     assert set(results.FIELDS) <= set(record)
+    assert list(metrics) == list(results.FIELDS)  # metrics.json: the RunRecord's fields, in their order
     assert (record["status"], record["steps"], record["epochs"], record["replicas"]) == ("finished", 12, 1.0, 1)
     assert (record["params"], record["macs"], record["image_size"]) == (61706, 416520, 32)
     assert record["test_accuracy"] == result.test_accuracy and 0.1 < record["test_accuracy"] <= 1.0

@@ -1,5 +1,6 @@
 """The harness's pure parts: config resolution, lr scaling, schedules, the results store, bad-input errors."""
 
+import dataclasses
 import json
 import math
 
@@ -7,6 +8,7 @@ import pytest
 
 import zoo
 from zoo import results
+from zoo.choices import PRECISIONS
 from zoo.registry import InputSpec, Schedule, registry
 from zoo.training import config as C
 
@@ -83,6 +85,45 @@ def test_bad_requests_are_one_line_errors(kwargs, message):
     with pytest.raises(zoo.ZooError) as info:
         C.resolve(**kwargs)
     assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_options_are_declared_once_and_make_the_cli_flags():
+    from zoo.commands.train import train
+    from zoo.training.options import RunOptions
+
+    params = {p.name: p for p in train.params}
+    assert set(RunOptions.model_fields) <= set(params)  # one click option per field, generated
+    assert tuple(params["precision"].type.choices) == PRECISIONS
+    assert params["xla"].secondary_opts == ["--no-xla"] and params["xla"].default is None
+    with pytest.raises(C.TrainError) as info:
+        RunOptions.of(batch_size=0)
+    assert str(info.value) == "--batch-size must be positive, got 0"
+    with pytest.raises(C.TrainError, match="unknown training option 'epoch'"):
+        RunOptions.of(epoch=3)
+    assert RunOptions.of(RunOptions.of(epochs=2), lr=None, seed=1).given() == {"epochs": 2.0, "seed": 1}
+
+
+def test_resume_rules_come_from_the_options():
+    from zoo.training.options import RunOptions
+
+    saved = C.resolve("lenet5")
+    assert set(C.RunConfig.VOLATILE) == {"xla", "strategy", "data_dir", "steps_per_execution", "notes"}
+    same = RunOptions.of(xla=True, strategy="default", steps_per_execution=4, epochs=saved.epochs,
+                         batch_size=saved.batch_size, max_steps=saved.total_steps, lr=saved.lr)
+    assert C.overrides_conflict(saved, same) is None
+    assert C.overrides_conflict(saved, RunOptions.of(epochs=3)) == f"epochs {saved.epochs:g} there, 3 asked"
+    assert C.overrides_conflict(saved, RunOptions.of(max_steps=5)) == (f"max_steps {saved.total_steps} there, "
+                                                                       "5 asked")
+    assert C.overrides_conflict(saved, RunOptions.of(dataset="mnist")) == ("dataset 'fashion_mnist_sample' there, "
+                                                                           "'mnist' asked")
+
+
+def test_a_run_is_resolved_once_with_its_spec_recipe_and_dataset_facts():
+    run = C.resolve_run("lenet5")
+    assert run.spec is zoo.get_spec("lenet5") and run.recipe.name == run.config.recipe == "lenet_fmnist"
+    assert run.data.name == run.config.dataset and run.data.num_classes == run.config.classes
+    again = C.run_of(C.RunConfig.from_dict(run.config.to_dict()))
+    assert again.recipe == run.recipe and again.data == run.data and again.channels == 1
 
 
 def test_replicas_must_divide_the_batch():
@@ -163,6 +204,7 @@ def test_results_store_round_trip(tmp_path, monkeypatch):
     assert path == tmp_path / "env" / "b.json"
     saved = json.loads(path.read_text())
     assert list(saved)[:len(results.FIELDS)] == list(results.FIELDS) and saved["extra"] == 1
+    assert results.FIELDS == tuple(f.name for f in dataclasses.fields(results.RunRecord))
     (tmp_path / "env" / "junk.json").write_text("{not json")
     (tmp_path / "env" / ".b.json.x.tmp").write_text("partial")
     with pytest.warns(UserWarning, match="junk.json"):

@@ -9,22 +9,63 @@ Light on purpose: no TensorFlow.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import tempfile
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-__all__ = ["FIELDS", "store_dir", "save", "load", "write_json_atomic", "write_text_atomic"]
+__all__ = ["RunRecord", "FIELDS", "store_dir", "save", "load", "write_json_atomic", "write_text_atomic"]
 
-# The fields of a record, in this order; readers (zoo/tables.py, zoo/plot.py) rely on these names.
-FIELDS = (
-    "run_id", "model", "dataset", "recipe", "epochs", "steps", "batch_size", "lr", "precision", "xla", "strategy",
-    "replicas", "device", "seed", "test_accuracy", "test_top5", "test_loss", "best_val_accuracy", "wall_time_s",
-    "train_images_per_s", "params", "macs", "image_size", "started", "finished", "zoo_version", "tf_version",
-    "keras_version", "hostname", "output_dir", "status",
-)
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One finished run, as the store (and the run folder's metrics.json) keeps it: these fields, in this order.
+    Readers (zoo/tables.py, zoo/plot.py, docs/runs/*.json) rely on the names."""
+
+    run_id: str
+    model: str
+    dataset: str
+    recipe: str
+    epochs: float
+    steps: int
+    batch_size: int
+    lr: float
+    precision: str
+    xla: Optional[bool]
+    strategy: str
+    replicas: int
+    device: str
+    seed: int
+    test_accuracy: float
+    test_top5: Optional[float]
+    test_loss: float
+    best_val_accuracy: Optional[float]
+    wall_time_s: float
+    train_images_per_s: Optional[float]
+    params: int
+    macs: int
+    image_size: int
+    started: str
+    finished: str
+    zoo_version: str
+    tf_version: str
+    keras_version: str
+    hostname: str
+    output_dir: str
+    status: str = "finished"
+    eval_split: Optional[str] = None
+    train_split: Optional[str] = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# The record's field names, in order (what `save` writes first).
+FIELDS = tuple(f.name for f in dataclasses.fields(RunRecord))
 
 
 def store_dir(store: str | os.PathLike | None = None) -> Path:
@@ -57,8 +98,10 @@ def write_json_atomic(path: str | os.PathLike, data: Any) -> Path:
     return write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
 
 
-def save(record: dict, store: str | os.PathLike | None = None) -> Path:
+def save(record: dict | RunRecord, store: str | os.PathLike | None = None) -> Path:
     """Add one run's record to the store; returns the file written. The record needs at least `run_id`."""
+    if isinstance(record, RunRecord):
+        record = record.to_dict()
     missing = [f for f in ("run_id", "model", "dataset") if not record.get(f)]
     if missing:
         raise ValueError(f"a results record needs {', '.join(missing)}")

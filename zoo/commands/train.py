@@ -4,48 +4,30 @@ from __future__ import annotations
 
 import click
 
-PRECISION_CHOICES = ["float32", "mixed_bfloat16", "mixed_float16"]  # = zoo.training.config.PRECISIONS
-STRATEGY_CHOICES = ["auto", "default", "mirrored", "multi-worker"]  # = zoo.training.config.STRATEGIES
+from ..training.options import click_options
 
 
 @click.command()
 @click.argument("name")
-@click.option("--dataset", help="Dataset (default: the model's, from the registry).")
-@click.option("--recipe", help="Training recipe (default: the registry's recipe for the model and dataset).")
-@click.option("--epochs", type=float, help="Epochs (default: the recipe's).")
-@click.option("--max-steps", type=int, help="Stop after this many optimizer steps (overrides --epochs).")
-@click.option("--steps-per-epoch", type=int, help="Batches per epoch (default: one pass over the training images).")
-@click.option("--batch-size", type=int, help="Global batch size (default: the recipe's; its lr scales with it).")
-@click.option("--lr", type=float, help="Peak learning rate, used as given (default: the recipe's, batch-scaled).")
-@click.option("--seed", type=int, help="Random seed for initialisation, data order and augmentation (default 0).")
-@click.option("--precision", type=click.Choice(PRECISION_CHOICES), help="Keras dtype policy (default float32).")
-@click.option("--xla/--no-xla", default=None,
-              help="Compile the train step with XLA (default: on with a GPU, off on a CPU).")
-@click.option("--steps-per-execution", type=int, help="Train steps per tf.function call (default 1).")
-@click.option("--strategy", type=click.Choice(STRATEGY_CHOICES),
-              help="tf.distribute strategy; auto: multi-worker from TF_CONFIG, mirrored with several GPUs.")
-@click.option("--image-size", type=int, help="Input side to train at (default: the recipe's or the model's).")
+@click_options
 @click.option("--output", type=click.Path(file_okay=False), help="Run folder (default runs/<model>-<dataset>-<time>).")
 @click.option("--resume", is_flag=True, help="Continue the interrupted run in --output (or the newest in runs/).")
-@click.option("--data-dir", type=click.Path(file_okay=False), help="Prepared datasets (default $ZOO_DATA_DIR).")
 @click.option("--results", type=click.Path(file_okay=False),
               help="Results store (default $ZOO_RESULTS_DIR, else ~/.zoo/results).")
 @click.option("--no-record", is_flag=True, help="Do not add the run to the results store.")
 @click.option("-q", "--quiet", is_flag=True, help="Only the final summary.")
-def train(name, dataset, recipe, epochs, max_steps, steps_per_epoch, batch_size, lr, seed, precision, xla,
-          steps_per_execution, strategy, image_size, output, resume, data_dir, results, no_record, quiet):
+def train(name, output, resume, results, no_record, quiet, **options):
     """Train NAME with its registry recipe; prints progress and a summary beside the published number.
 
     With only NAME it trains on the embedded Fashion-MNIST sample (no data to prepare). Each run writes config.json,
     history.csv, tensorboard/, per-epoch checkpoints and metrics.json to its folder, and one record to the results
-    store. A NaN/inf loss stops it (exit code 3), keeping the last good checkpoint."""
+    store. A NaN/inf loss stops it (exit code 3), keeping the last good checkpoint.
+
+    The training options (--dataset ... --data-dir) are zoo.training.RunOptions' fields."""
     from ..training import run
 
-    result = run.train(name, dataset=dataset, recipe=recipe, epochs=epochs, max_steps=max_steps,
-                       steps_per_epoch=steps_per_epoch, batch_size=batch_size, lr=lr, seed=seed,
-                       precision=precision, xla=xla, steps_per_execution=steps_per_execution, strategy=strategy,
-                       image_size=image_size, output=output, resume=resume, data_dir=data_dir, results=results,
-                       record=not no_record, verbose=not quiet, echo=click.echo)
+    result = run.train(name, output=output, resume=resume, results=results, record=not no_record,
+                       verbose=not quiet, echo=click.echo, **options)
     if quiet:
         for line in run.summary_lines(result):
             click.echo(line)

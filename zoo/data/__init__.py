@@ -1,9 +1,12 @@
 """The data layer: the dataset catalogue, offline import of the official raw files, the embedded Fashion-MNIST
 sample and the tf.data input pipelines.
 
-    from zoo.data import make_dataset, dataset_info
-    ds = make_dataset("fashion_mnist_sample", "train", image_size=32, channels=1, batch_size=128, training=True,
-                      augment="pad_crop_flip", seed=0)
+    from zoo.data import PipelineSpec, batches, make_dataset, dataset_info
+    spec = PipelineSpec(image_size=32, channels=1, batch_size=128, training=True, augment="pad_crop_flip", seed=0)
+    ds = batches("fashion_mnist_sample", "train", spec)        # or make_dataset(name, split, **the same keywords)
+
+The data layer knows datasets, not models: it imports nothing of the registry; the training harness translates a
+model's input and evaluation protocol and a recipe's augmentation into a PipelineSpec (zoo/training/inputs.py).
 
 Importing `zoo.data` is cheap: the catalogue needs no TensorFlow; the pipeline and the importer load it on use.
 """
@@ -16,11 +19,12 @@ from .catalogue import (DatasetError, DatasetInfo, DatasetNotReadyError, Unknown
                         dataset_info, load_catalogue, get_dataset, is_ready, list_datasets, prepared_dir,
                         require_ready, resolve_data_dir, size_on_disk)
 
-# `pipeline` and `prepare` are not re-exported: they are also the names of the submodules that define them
-# (`from zoo.data.pipeline import pipeline`, `from zoo.data.prepare import prepare`). The raw-file readers
+# `prepare` is not re-exported: it is also the name of the submodule that defines it
+# (`from zoo.data.prepare import prepare`). The raw-file readers
 # (sources.py) need numpy, so their errors are lazy too: `zoo list` imports this package and must stay fast.
 _LAZY = {name: "zoo.data.pipeline" for name in
-         ("make_dataset", "batch_augment", "mixup", "cutmix", "random_erasing", "AUGMENTS")}
+         ("PipelineSpec", "batches", "make_dataset", "batch_augment", "mixup", "cutmix", "random_erasing",
+          "AUGMENTS")}
 _LAZY.update({name: "zoo.data.sources" for name in ("CorruptDataError", "RawFilesNotFoundError")})
 
 

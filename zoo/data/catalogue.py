@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Optional
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
 from ..errors import ZooError
+from ..schema import Strict, cached_by_mtime, load_yaml, validate
 
 __all__ = ["DatasetError", "UnknownDatasetError", "DatasetNotReadyError", "DatasetEntry", "DatasetInfo",
            "load_catalogue", "get_dataset", "list_datasets", "dataset_info", "resolve_data_dir", "prepared_dir",
@@ -54,11 +54,7 @@ class DatasetNotReadyError(ZooError, FileNotFoundError):
 # Schema
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class TfdsRef(_Strict):
+class TfdsRef(Strict):
     name: str
     version: str = Field(pattern=r"^\d+\.\d+\.\d+$")
     config: Optional[str] = None
@@ -74,20 +70,20 @@ class TfdsRef(_Strict):
         return Path(self.name, *([self.config] if self.config else []), self.version)
 
 
-class Obtain(_Strict):
+class Obtain(Strict):
     method: Literal["download", "manual", "embedded"]
     url: Optional[str] = Field(None, description="where to fetch the manual files")
     files: list[str] = []
     note: Optional[str] = None
 
 
-class Raw(_Strict):
+class Raw(Strict):
     format: Literal["idx", "cifar_pickle", "image_folder"]
     files: list[str]
     note: Optional[str] = None
 
 
-class DatasetEntry(_Strict):
+class DatasetEntry(Strict):
     name: str
     title: str
     tfds: Optional[TfdsRef] = None
@@ -153,28 +149,24 @@ def _read_names(relative: str) -> list[str]:
         raise DatasetError(f"{path}: class-name file missing from tensorflow_datasets") from None
 
 
-@functools.lru_cache(maxsize=None)
-def _load(path: str, mtime: float) -> dict[str, DatasetEntry]:
+def _parse(path: Path) -> dict[str, DatasetEntry]:
     try:
-        doc = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError) as e:
-        raise DatasetError(f"{path}: cannot read the dataset catalogue: {e}") from None
+        text = path.read_text()
+    except OSError as e:
+        raise DatasetError(f"{path}: cannot read the dataset catalogue: {e.strerror}") from None
+    doc = load_yaml(text, str(path), DatasetError)
     if not isinstance(doc, dict) or not isinstance(doc.get("datasets"), dict):
         raise DatasetError(f"{path}: expected a 'datasets' mapping")
-    entries = {}
-    for name, body in doc["datasets"].items():
-        try:
-            entries[name] = DatasetEntry.model_validate({"name": name, **body})
-        except (ValidationError, TypeError) as e:
-            first = e.errors()[0] if isinstance(e, ValidationError) else {"loc": (), "msg": str(e)}
-            field = ".".join(str(p) for p in first["loc"]) or "(entry)"
-            raise DatasetError(f"{path}: dataset '{name}': field '{field}': {first['msg']}") from None
-    return entries
+    return {name: validate(DatasetEntry, {"name": name, **body} if isinstance(body, dict) else body,
+                           f"{path}: dataset '{name}'", DatasetError)
+            for name, body in doc["datasets"].items()}
+
+
+_load = cached_by_mtime(_parse, DatasetError, "dataset catalogue")
 
 
 def load_catalogue(path: str | os.PathLike | None = None) -> dict[str, DatasetEntry]:
-    p = Path(path or CATALOGUE_PATH)
-    return _load(str(p), p.stat().st_mtime)
+    return _load(path or CATALOGUE_PATH)
 
 
 def list_datasets() -> list[str]:
@@ -208,6 +200,11 @@ class DatasetInfo:
     std: tuple[float, ...]
     validation_holdout: Optional[int]
     eval_split: str
+
+    @property
+    def fixed_size(self) -> bool:
+        """All images have the same (known) height and width (MNIST, CIFAR; not ImageNet)."""
+        return None not in self.image_shape[:2]
 
 
 def effective_holdout(entry: DatasetEntry, holdout: Optional[int] = None) -> int:

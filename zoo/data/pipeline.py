@@ -1,8 +1,11 @@
 """Input pipelines: a catalogue dataset and split -> tf.data.Dataset of (images float32 (B,H,W,C), labels int32 (B,)).
 
-    ds = make_dataset("cifar10", "train", image_size=32, channels=3, batch_size=128, training=True,
-                      augment="pad_crop_flip", seed=0)
-    ds = pipeline("cifar10", "test", zoo.get_spec("resnet20"), batch_size=256, training=False)
+    spec = PipelineSpec(image_size=32, channels=3, batch_size=128, training=True, augment="pad_crop_flip", seed=0)
+    ds = batches("cifar10", "train", spec)
+    ds = make_dataset("cifar10", "test", image_size=32, channels=3, batch_size=256, training=False)  # keywords
+
+The data layer knows datasets, not models: what a model needs (its input size, channels, evaluation protocol, a
+recipe's augmentation) is translated into a PipelineSpec by the training harness (zoo/training/inputs.py).
 
 Splits: "train", "validation", "test", "train_full", and slices of them ("train[:1000]", "test[:10%]"). Where the
 dataset has no validation split of its own, "validation" is the last `holdout` training images (catalogue or
@@ -30,22 +33,23 @@ import json
 import math
 import re
 import secrets
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import Optional
+from pathlib import Path
+from typing import Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
 
+from ..choices import AUGMENTS, INTERPOLATIONS
 from . import sources
 from .catalogue import (SPLITS, DatasetEntry, DatasetError, DatasetInfo, dataset_info, effective_holdout,
                         get_dataset, prepared_dir, require_ready, resolve_data_dir, sample_dir)
 
-__all__ = ["AUGMENTS", "make_dataset", "pipeline", "dataset_info", "DatasetInfo", "mixup", "cutmix",
-           "random_erasing", "batch_augment"]
+__all__ = ["AUGMENTS", "INTERPOLATIONS", "PipelineSpec", "batches", "make_dataset", "dataset_info", "DatasetInfo",
+           "mixup", "cutmix", "random_erasing", "batch_augment"]
 
 AUTOTUNE = tf.data.AUTOTUNE
-AUGMENTS = ("none", "flip", "pad_crop_flip", "inception_crop_flip", "scale_crop_flip")
-INTERPOLATIONS = ("bilinear", "bicubic", "nearest", "area")
 EVAL_CROP_FRACTION = 0.875  # variable-size images without eval_resize: shorter side to size / 0.875 (256 for 224)
 SCALE_RANGE = (256, 480)  # scale augmentation: shorter side in [256, 480] for a 224 crop (VGG sec. 3.1, ResNet 3.4)
 INCEPTION_AREA, INCEPTION_RATIO = (0.08, 1.0), (3 / 4, 4 / 3)  # Szegedy et al. 2015 (GoogLeNet), sec. 6
@@ -329,10 +333,10 @@ def _augment_image(image, augment: str, size: int, seed, eval_resize, crop, inte
 # Normalisation constants
 
 
-def _normalisation(info: DatasetInfo, channels: int, mean, std):
-    have = info.image_shape[2]
-    mean = list(info.mean if mean is None else mean)
-    std = list(info.std if std is None else std)
+def _normalisation(entry: DatasetEntry, channels: int, mean, std):
+    have = entry.image_shape[2]
+    mean = list(entry.mean if mean is None else mean)
+    std = list(entry.std if std is None else std)
     for what, values in (("mean", mean), ("std", std)):
         if len(values) not in (1, have, channels):
             raise DatasetError(f"{what} has {len(values)} values; expected {channels} (one per channel)")
@@ -348,16 +352,13 @@ def _normalisation(info: DatasetInfo, channels: int, mean, std):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# The pipeline
+# The pipeline: one frozen PipelineSpec, a split resolved against the catalogue, then one of two paths
 
 
-def make_dataset(name: str, split: str, *, image_size: int, channels: int, batch_size: int, training: bool,
-                 augment: str = "none", seed: Optional[int] = None, data_dir=None, eval_resize: Optional[int] = None,
-                 mean=None, std=None, shuffle_buffer: Optional[int] = None, drop_remainder: bool = False,
-                 deterministic: bool = False, cache: bool = True, repeat: bool = False,
-                 interpolation: str = "bilinear", holdout: Optional[int] = None,
-                 eval_crop: Optional[int] = None, threads: Optional[int] = None) -> tf.data.Dataset:
-    """Batches (images float32 (B, image_size, image_size, channels), labels int32 (B,)) of `split` of `name`.
+@dataclass(frozen=True)
+class PipelineSpec:
+    """What a pipeline serves, in the data layer's own terms (no model registry): the batches' geometry, the
+    training treatment and the speed knobs. Checked when made, so a bad request fails before any TensorFlow work.
 
     training: shuffle (seeded) and apply `augment` (one of AUGMENTS); evaluation is deterministic.
     seed: makes the pipeline reproducible (shuffle, augmentation, file order, order-preserving parallelism).
@@ -371,128 +372,188 @@ def make_dataset(name: str, split: str, *, image_size: int, channels: int, batch
       Variable-size datasets (ImageNet) are always streamed.
     threads: size of a private tf.data thread pool (None: TensorFlow's default).
     """
-    if augment not in AUGMENTS:
-        raise DatasetError(f"unknown augment {augment!r}; choose from {', '.join(AUGMENTS)}")
-    if interpolation not in INTERPOLATIONS:
-        raise DatasetError(f"unknown interpolation {interpolation!r}; choose from {', '.join(INTERPOLATIONS)}")
-    if image_size <= 0 or batch_size <= 0 or channels not in (1, 3):
-        raise DatasetError(f"need image_size > 0, batch_size > 0 and 1 or 3 channels (got {image_size}, "
-                           f"{batch_size}, {channels})")
+
+    image_size: int
+    channels: int
+    batch_size: int
+    training: bool
+    augment: str = "none"
+    seed: Optional[int] = None
+    deterministic: bool = False
+    eval_resize: Optional[int] = None
+    eval_crop: Optional[int] = None
+    mean: Optional[Sequence[float]] = None
+    std: Optional[Sequence[float]] = None
+    interpolation: str = "bilinear"
+    holdout: Optional[int] = None
+    shuffle_buffer: Optional[int] = None
+    drop_remainder: bool = False
+    cache: bool = True
+    repeat: bool = False
+    threads: Optional[int] = None
+
+    def __post_init__(self):
+        if self.augment not in AUGMENTS:
+            raise DatasetError(f"unknown augment {self.augment!r}; choose from {', '.join(AUGMENTS)}")
+        if self.interpolation not in INTERPOLATIONS:
+            raise DatasetError(f"unknown interpolation {self.interpolation!r}; choose from "
+                               f"{', '.join(INTERPOLATIONS)}")
+        if self.image_size <= 0 or self.batch_size <= 0 or self.channels not in (1, 3):
+            raise DatasetError(f"need image_size > 0, batch_size > 0 and 1 or 3 channels (got {self.image_size}, "
+                               f"{self.batch_size}, {self.channels})")
+
+    @property
+    def crop(self) -> int:
+        return self.eval_crop or self.image_size
+
+    @property
+    def augmenting(self) -> bool:
+        return self.training and self.augment != "none"
+
+    @property
+    def ordered(self) -> bool:
+        """Whether parallel stages keep the order: a seeded or deterministic pipeline, and every evaluation."""
+        return self.deterministic or self.seed is not None or not self.training
+
+
+@dataclass(frozen=True)
+class _Source:
+    """A split resolved against the catalogue and the data dir, with the constants its batches need."""
+
+    entry: DatasetEntry
+    root: Path
+    stored: str  # the stored split the examples come from, and their range in its order
+    start: int
+    stop: int
+    seed: int  # the pipeline's seed, drawn when none was given
+    ordered: bool
+    scale: tf.Tensor  # (x - mean) / std as x * scale + shift
+    shift: tf.Tensor
+
+    @property
+    def size(self) -> int:
+        return self.stop - self.start
+
+    def stream(self, *, training: bool, encoded: bool) -> tf.data.Dataset:
+        return _stream(self.entry, self.stored, self.start, self.stop, root=self.root, training=training,
+                       seed=self.seed, encoded=encoded)
+
+
+def _resolve(name: str, split: str, spec: PipelineSpec, data_dir) -> _Source:
     entry = get_dataset(name)
-    info = dataset_info(name, holdout)
     root = resolve_data_dir(data_dir)
     if entry.tfds:
         require_ready(name, root)  # before any TFDS call: never a download attempt, never a hang
-    if deterministic and seed is None:
-        seed = 0
-    ordered = deterministic or seed is not None or not training  # evaluation keeps the stored order
-    if seed is None:
-        seed = secrets.randbits(31)
-    crop = eval_crop or image_size
-    mean_t, std_t = _normalisation(info, channels, mean, std)
-    scale, shift = 1.0 / std_t, -mean_t / std_t  # (x - mean) / std as one multiply-add
-    fixed = entry.fixed_size
-    augmenting = training and augment != "none"
-
-    stored, start, stop = resolve_split(entry, split, _stored_sizes(entry, root), holdout)
-    size = stop - start
-    if size == 0:
+    seed = spec.seed if spec.seed is not None else 0 if spec.deterministic else secrets.randbits(31)
+    mean, std = _normalisation(entry, spec.channels, spec.mean, spec.std)
+    stored, start, stop = resolve_split(entry, split, _stored_sizes(entry, root), spec.holdout)
+    if stop == start:
         raise DatasetError(f"split {split!r} of {name!r} is empty")
-    in_memory = fixed and (cache or entry.embedded)
-    if in_memory:  # shuffle indices, gather whole batches: no per-image work at all in tf.data
-        images_t, labels_t = _in_memory(entry, stored, start, stop, root=root)
-        ds = tf.data.Dataset.range(int(images_t.shape[0]))
+    return _Source(entry, root, stored, start, stop, seed, spec.ordered, 1.0 / std, -mean / std)
+
+
+def _shuffled_and_repeated(ds, spec: PipelineSpec, source: _Source, buffer: int) -> tf.data.Dataset:
+    if spec.training:
+        buffer = spec.shuffle_buffer or buffer
+        ds = ds.shuffle(max(1, min(buffer, source.size)), seed=source.seed, reshuffle_each_iteration=True)
+    return ds.repeat() if spec.repeat else ds
+
+
+def _randoms(seed: int) -> tf.data.Dataset:
+    """One [2] seed per element or batch: new values each epoch, the same in every run."""
+    return tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).map(
+        lambda r: tf.stack([r, tf.constant(seed, tf.int64)]))
+
+
+def _map(ds, fn, source: _Source, *, seeded: bool) -> tf.data.Dataset:
+    """`fn(element)` over the elements, or `fn(element, seed)` with a stateless seed per element when `seeded`."""
+    if seeded:
+        ds = tf.data.Dataset.zip((ds, _randoms(source.seed)))
+        return ds.map(fn, num_parallel_calls=AUTOTUNE, deterministic=source.ordered)
+    return ds.map(lambda *element: fn(element if len(element) > 1 else element[0]), num_parallel_calls=AUTOTUNE,
+                  deterministic=source.ordered)
+
+
+def _model_input(x, spec: PipelineSpec, source: _Source, geometry=None):
+    """A batch of raw pixels -> the model's input: channels, `geometry` (fixed-size batches), float, normalised.
+    Pads, crops and flips move uint8 pixels (4x less memory traffic than float32); resizes output float32.
+    Fewer channels: convert first (less to resize); more channels: convert last (grey is resized once)."""
+    if spec.channels < x.shape[-1]:
+        x = _convert_channels(tf.cast(x, tf.float32), spec.channels)
+    if geometry is not None:
+        x = geometry(x)
+    x = _convert_channels(tf.cast(x, tf.float32), spec.channels)
+    x = x * source.scale + source.shift
+    return tf.ensure_shape(x, [None, spec.image_size, spec.image_size, spec.channels])
+
+
+def _fixed_size_batches(source: _Source, spec: PipelineSpec) -> tf.data.Dataset:
+    """Fixed-size images (MNIST, CIFAR, the sample): whole batches, geometry and augmentation vectorised per batch.
+    Cached: the decoded split is one tensor in memory; shuffled indices are batched and gathered (no per-image
+    work in tf.data at all). Otherwise the decoded examples are streamed from the TFDS files and batched."""
+    in_memory = spec.cache or bool(source.entry.embedded)
+    if in_memory:
+        images, labels = _in_memory(source.entry, source.stored, source.start, source.stop, root=source.root)
+        ds = tf.data.Dataset.range(int(images.shape[0]))
     else:
-        ds = _stream(entry, stored, start, stop, root=root, training=training, seed=seed, encoded=not fixed)
-    if training:
-        buffer = shuffle_buffer or (size if fixed else 10_000)
-        ds = ds.shuffle(max(1, min(buffer, size)), seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        ds = ds.repeat()
+        ds = source.stream(training=spec.training, encoded=False)
+    ds = _shuffled_and_repeated(ds, spec, source, buffer=source.size)
+    ds = ds.batch(spec.batch_size, drop_remainder=spec.drop_remainder)
 
-    def randoms():  # one [2] seed per element or batch: new values each epoch, the same in every run
-        return tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).map(
-            lambda r: tf.stack([r, tf.constant(seed, tf.int64)]))
-
-    if not fixed:  # decode, crop and resize each image before batching
-        def per_image(encoded, label, image_seed=None):
-            image = tf.io.decode_image(encoded, channels=entry.image_shape[2], expand_animations=False)
-            if augmenting:
-                image = _augment_image(image, augment, image_size, image_seed, eval_resize, crop, interpolation)
-            else:
-                image = _base_geometry(tf.cast(image, tf.float32)[None], image_size, eval_resize, crop,
-                                       interpolation, fixed=False)[0]
-            return image, label
-
-        if augmenting:
-            ds = tf.data.Dataset.zip((ds, randoms())).map(lambda pair, s: per_image(*pair, s),
-                                                            num_parallel_calls=AUTOTUNE, deterministic=ordered)
+    def per_batch(batch, batch_seed=None):
+        x, y = (tf.gather(images, batch), tf.gather(labels, batch)) if in_memory else batch
+        if spec.augmenting:
+            def geometry(x):
+                return _augment_batch(x, spec.augment, spec.image_size, batch_seed, spec.eval_resize, spec.crop,
+                                      spec.interpolation)
         else:
-            ds = ds.map(per_image, num_parallel_calls=AUTOTUNE, deterministic=ordered)
+            def geometry(x):
+                return _base_geometry(x, spec.image_size, spec.eval_resize, spec.crop, spec.interpolation,
+                                      fixed=True)
+        return _model_input(x, spec, source, geometry), y
 
-    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    return _map(ds, per_batch, source, seeded=spec.augmenting)
 
-    def per_batch(*batch):
-        if in_memory:
-            index, *batch = batch
-            batch = [tf.gather(images_t, index), tf.gather(labels_t, index), *batch]
-        images, labels, batch_seed = (*batch, None)[:3]
-        # Pads, crops and flips move uint8 pixels (4x less memory traffic than float32); resizes output float32.
-        # Fewer channels: convert first (less to resize); more channels: convert last (grey is resized once).
-        x = images
-        if channels < x.shape[-1]:
-            x = _convert_channels(tf.cast(x, tf.float32), channels)
-        if fixed:
-            if augmenting:
-                x = _augment_batch(x, augment, image_size, batch_seed, eval_resize, crop, interpolation)
-            else:
-                x = _base_geometry(x, image_size, eval_resize, crop, interpolation, fixed=True)
-        x = _convert_channels(tf.cast(x, tf.float32), channels)
-        x = x * scale + shift
-        x = tf.ensure_shape(x, [None, image_size, image_size, channels])
-        return x, labels
 
-    if augmenting and fixed:
-        ds = tf.data.Dataset.zip((ds, randoms())).map(
-            lambda batch, s: per_batch(*(batch if isinstance(batch, tuple) else (batch,)), s),
-            num_parallel_calls=AUTOTUNE, deterministic=ordered)
-    else:
-        ds = ds.map(per_batch, num_parallel_calls=AUTOTUNE, deterministic=ordered)
-    ds = ds.prefetch(AUTOTUNE)
+def _variable_size_batches(source: _Source, spec: PipelineSpec) -> tf.data.Dataset:
+    """Variable-size images (ImageNet): streamed still encoded through the shuffle buffer (small buffers), each
+    image decoded, cropped and resized to the input size, then batched."""
+    ds = _shuffled_and_repeated(source.stream(training=spec.training, encoded=True), spec, source, buffer=10_000)
+    stored_channels = source.entry.image_shape[2]
+
+    def per_image(example, image_seed=None):
+        encoded, label = example
+        image = tf.io.decode_image(encoded, channels=stored_channels, expand_animations=False)
+        if spec.augmenting:
+            image = _augment_image(image, spec.augment, spec.image_size, image_seed, spec.eval_resize, spec.crop,
+                                   spec.interpolation)
+        else:
+            image = _base_geometry(tf.cast(image, tf.float32)[None], spec.image_size, spec.eval_resize, spec.crop,
+                                   spec.interpolation, fixed=False)[0]
+        return image, label
+
+    ds = _map(ds, per_image, source, seeded=spec.augmenting)
+    ds = ds.batch(spec.batch_size, drop_remainder=spec.drop_remainder)
+    return _map(ds, lambda batch: (_model_input(batch[0], spec, source), batch[1]), source, seeded=False)
+
+
+def batches(name: str, split: str, spec: PipelineSpec, *, data_dir=None) -> tf.data.Dataset:
+    """Batches (images float32 (B, image_size, image_size, channels), labels int32 (B,)) of `split` of dataset
+    `name`, as `spec` says."""
+    source = _resolve(name, split, spec, data_dir)
+    path = _fixed_size_batches if source.entry.fixed_size else _variable_size_batches
+    ds = path(source, spec).prefetch(AUTOTUNE)
     options = tf.data.Options()
-    options.deterministic = ordered
-    if threads:
-        options.threading.private_threadpool_size = threads
+    options.deterministic = source.ordered
+    if spec.threads:
+        options.threading.private_threadpool_size = spec.threads
     return ds.with_options(options)
 
 
-def pipeline(dataset: str, split: str, spec, recipe=None, *, batch_size: int, training: bool,
-             seed: Optional[int] = None, data_dir=None, **kw) -> tf.data.Dataset:
-    """make_dataset for a registry Spec (and Recipe): the model's input size and channels; its evaluation protocol
-    (spec.eval) where it applies; the recipe's augmentation (training only) and validation holdout. `kw` overrides
-    any make_dataset argument (a None value counts as not given: image_size=None keeps the spec's size).
-
-    spec.eval.resize/crop apply to variable-size datasets (ImageNet-like: the protocol is defined on them), scaled
-    when image_size differs from the spec's; on small fixed-size ones (CIFAR, MNIST) the images are padded/resized
-    to the input size. spec.eval.mean/std apply
-    when `dataset` is the spec's own dataset; otherwise (and when None) the dataset's statistics are used.
-    Batch-level augmentation (recipe.mixup/cutmix/random_erasing) is left to the harness: see batch_augment().
-    """
-    entry = get_dataset(dataset)
-    own = dataset == spec.dataset
-    args = dict(image_size=spec.input.size, channels=spec.input.channels, batch_size=batch_size,
-                training=training, seed=seed, data_dir=data_dir, interpolation=spec.eval.interpolation,
-                augment=recipe.augment if (training and recipe is not None) else "none",
-                mean=spec.eval.mean if own else None, std=spec.eval.std if own else None,
-                holdout=recipe.validation if recipe is not None else None)
-    if not entry.fixed_size:
-        size = kw.get("image_size") or spec.input.size
-        resize, crop = spec.eval.resize, spec.eval.crop or spec.input.size
-        if size != spec.input.size:  # another input size: the protocol scaled to it (256/224 stays 256/224)
-            resize, crop = (round(resize * size / crop) if resize else None), size
-        args.update(eval_resize=resize, eval_crop=crop)
-    args.update({key: value for key, value in kw.items() if value is not None})  # None: not given
-    return make_dataset(dataset, split, **args)
+def make_dataset(name: str, split: str, *, data_dir=None, **settings) -> tf.data.Dataset:
+    """`batches(name, split, PipelineSpec(**settings))`: the keyword form (image_size=, channels=, batch_size=,
+    training=, augment=, seed=, ...; see PipelineSpec)."""
+    return batches(name, split, PipelineSpec(**settings), data_dir=data_dir)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -14,7 +14,9 @@ from typing import Callable, Optional
 
 import keras
 
-__all__ = ["RunState", "StepMonitor", "EpochRecorder", "Progress", "main_metrics", "format_seconds"]
+from ..formatting import duration
+
+__all__ = ["RunState", "StepMonitor", "EpochRecorder", "Progress", "main_metrics"]
 
 
 @dataclass
@@ -51,13 +53,6 @@ def main_metrics(logs: dict) -> dict:
             bare = bare[len("predictions_"):]
         out[prefix + bare] = float(value)
     return out
-
-
-def format_seconds(seconds: float) -> str:
-    seconds = int(round(max(0.0, seconds)))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
 class StepMonitor(keras.callbacks.Callback):
@@ -148,7 +143,7 @@ class Progress(keras.callbacks.Callback):
         if done <= 0:
             return "?"
         per_step = (time.perf_counter() - self.start) / done
-        return format_seconds(per_step * (self.monitor.total_steps - self.monitor.step))
+        return duration(per_step * (self.monitor.total_steps - self.monitor.step))
 
     def on_train_batch_end(self, batch, logs=None):
         now = time.perf_counter()
@@ -171,6 +166,6 @@ class Progress(keras.callbacks.Callback):
                  f"acc {r.get('accuracy', float('nan')):.4f}"]
         if "val_accuracy" in r:
             parts.append(f"val_acc {r['val_accuracy']:.4f}")
-        parts += [f"lr {r['lr']:.3g}", f"{r['images_per_s'] or 0:,.0f} img/s", format_seconds(r["epoch_time_s"]),
+        parts += [f"lr {r['lr']:.3g}", f"{r['images_per_s'] or 0:,.0f} img/s", duration(r["epoch_time_s"]),
                   f"ETA {self._eta()}"]
         self.echo("  ".join(parts))

@@ -1,5 +1,7 @@
 """A run's resolved configuration: the registry's defaults (model -> dataset -> recipe) plus the caller's
-overrides, checked and turned into concrete numbers (image size, global batch, scaled lr, steps).
+options (RunOptions), checked and turned into concrete numbers (image size, global batch, scaled lr, steps), and
+the resolved `Run`: that configuration with the spec, recipe and dataset facts it came from, looked up once and
+passed down to the harness.
 
 No TensorFlow here: every bad request is caught, with a one-line message, before anything heavy starts.
 """
@@ -9,27 +11,23 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Optional
 
 from .. import registry as registry_module
 from ..data import catalogue
-from ..errors import ZooError
+from ..data.catalogue import DatasetInfo
+from ..registry import Recipe, Spec
+from .options import KEEP, MATCH, REPLACE, RunOptions, TrainError
 
-__all__ = ["TrainError", "RunConfig", "resolve", "resolve_image_size", "scaled_lr", "check_replicas",
-           "overrides_conflict", "PRECISIONS", "STRATEGIES", "DEFAULTS", "MAX_UPSCALE"]
+__all__ = ["TrainError", "RunConfig", "Run", "resolve", "resolve_run", "run_of", "recipe_of",
+           "resolve_image_size", "scaled_lr", "check_replicas", "overrides_conflict", "DEFAULTS", "MAX_UPSCALE"]
 
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
-STRATEGIES = ("auto", "default", "mirrored", "multi-worker")
 # Resizing a dataset's images by more than this factor (28x28 Fashion-MNIST to 224x224 for VGG) costs 64x the
 # compute for no information: refused unless the caller asks for that size explicitly.
 MAX_UPSCALE = 4
 # Speed knobs. xla None = auto: on with a GPU, off on a CPU, where XLA's convolutions are 2-4x slower than
 # oneDNN's (measured on a 2-core AMD EPYC, LeNet-5 and ResNet-20 training, interleaved in one process).
 DEFAULTS = {"precision": "float32", "xla": None, "steps_per_execution": 1, "strategy": "auto", "seed": 0}
-
-
-class TrainError(ZooError, ValueError):
-    """A training or evaluation request that cannot run as asked."""
 
 
 @dataclass
@@ -63,8 +61,9 @@ class RunConfig:
     data_dir: Optional[str] = None
     notes: list = field(default_factory=list)
 
-    # Speed and placement knobs may change between an interrupted run and its resumption; the rest may not.
-    VOLATILE = ("xla", "steps_per_execution", "strategy", "data_dir", "notes")
+    # Speed and placement knobs may change between an interrupted run and its resumption (the options RunOptions
+    # does not MATCH on resume), and so may the notes; the rest may not.
+    VOLATILE = tuple(RunOptions.on_resume(REPLACE) + RunOptions.on_resume(KEEP)) + ("notes",)
 
     def identity(self) -> dict:
         return {k: v for k, v in self.to_dict().items() if k not in self.VOLATILE}
@@ -129,88 +128,117 @@ def _length(recipe, steps_per_epoch: int, epochs: Optional[float], max_steps: Op
     return steps / steps_per_epoch, steps
 
 
-def _positive(name: str, value) -> None:
-    if value is not None and value <= 0:
-        raise TrainError(f"--{name.replace('_', '-')} must be positive, got {value}")
+def _decay_mode(recipe: Recipe) -> str:
+    if recipe.weight_decay == 0:
+        return "none"
+    if recipe.optimizer == "adamw":
+        return "decoupled"  # AdamW: w -= lr * wd * w, apart from the gradient (Loshchilov & Hutter)
+    return "l2"  # the papers' SGD weight decay: wd * w added to the gradient of every kernel
 
 
-def resolve(name: str, dataset: Optional[str] = None, recipe: Optional[str] = None, *,
-            epochs: Optional[float] = None, max_steps: Optional[int] = None,
-            steps_per_epoch: Optional[int] = None, batch_size: Optional[int] = None, lr: Optional[float] = None,
-            seed: Optional[int] = None, precision: Optional[str] = None, xla: Optional[bool] = None,
-            steps_per_execution: Optional[int] = None, strategy: Optional[str] = None,
-            image_size: Optional[int] = None, data_dir: Optional[str] = None) -> RunConfig:
-    """The run's configuration from the registry and the overrides (None: the default)."""
-    for key, value in [("epochs", epochs), ("max_steps", max_steps), ("steps_per_epoch", steps_per_epoch),
-                       ("batch_size", batch_size), ("lr", lr), ("steps_per_execution", steps_per_execution),
-                       ("image_size", image_size)]:
-        _positive(key, value)
-    reg = registry_module.registry()
-    spec = reg.get(name)
-    dataset = dataset or spec.dataset
-    recipe_name = recipe or spec.recipe_for(dataset)
-    rec = reg.recipe(recipe_name)
+def _peak_lr(recipe: Recipe, batch: int, lr: Optional[float]) -> tuple[float, str]:
+    """The peak lr and how it was chosen: --lr as given, else the recipe's scaled to the batch."""
+    if lr is not None:
+        return lr, f"--lr {lr:g} as given (no batch scaling)"
+    return (scaled_lr(recipe.lr, recipe.batch_size, batch),
+            f"recipe lr {recipe.lr:g} at batch {recipe.batch_size} x {batch}/{recipe.batch_size}")
+
+
+def _steps_per_epoch(examples: int, batch: int, options: RunOptions) -> tuple[int, int]:
+    """(steps per epoch, steps per execution): an epoch is a whole number of executions (Keras runs whole ones)."""
+    per_execution = options.steps_per_execution or DEFAULTS["steps_per_execution"]
+    per_epoch = options.steps_per_epoch or examples // batch
+    if per_epoch % per_execution:
+        per_epoch = -(-per_epoch // per_execution) * per_execution
+    return per_epoch, per_execution
+
+
+def resolve_run(name: str | Spec, options: Optional[RunOptions] = None) -> "Run":
+    """The run of registry model `name` (or its spec) with `options` (None: the defaults), resolved once."""
+    options = options or RunOptions()
+    spec = name if isinstance(name, Spec) else registry_module.get_spec(name)
+    dataset = options.dataset or spec.dataset
+    recipe_name = options.recipe or spec.recipe_for(dataset)
+    rec = registry_module.registry().recipe(recipe_name)
     info = catalogue.dataset_info(dataset, holdout=rec.validation)
-    catalogue.require_ready(dataset, data_dir)  # now, not after the model is built
-    precision = precision or DEFAULTS["precision"]
-    if precision not in PRECISIONS:
-        raise TrainError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    strategy = strategy or DEFAULTS["strategy"]
-    if strategy not in STRATEGIES:
-        raise TrainError(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
+    catalogue.require_ready(dataset, options.data_dir)  # now, not after the model is built
 
-    size, size_note = resolve_image_size(spec, rec, info.image_shape, image_size)
+    size, size_note = resolve_image_size(spec, rec, info.image_shape, options.image_size)
     # A recipe that holds out validation images trains on the rest and validates every epoch; otherwise all
     # training images are used and the test split is touched only once, at the end.
     validate = bool(rec.validation)
     train_split = "train" if validate else "train_full"
     examples = info.num_examples[train_split]
-    batch = batch_size or rec.batch_size
+    batch = options.batch_size or rec.batch_size
     if batch > examples:
         raise TrainError(f"batch size {batch} is larger than the {examples} training images of {dataset}")
-    per_epoch = steps_per_epoch or examples // batch
-    steps_per_execution = steps_per_execution or DEFAULTS["steps_per_execution"]
-    if per_epoch % steps_per_execution:  # Keras runs whole executions: make an epoch a whole number of them
-        per_epoch = -(-per_epoch // steps_per_execution) * steps_per_execution
-    run_epochs, total = _length(rec, per_epoch, epochs, max_steps)
+    per_epoch, per_execution = _steps_per_epoch(examples, batch, options)
+    run_epochs, total = _length(rec, per_epoch, options.epochs, options.max_steps)
+    peak, rule = _peak_lr(rec, batch, options.lr)
 
-    if lr is not None:
-        peak, rule = lr, f"--lr {lr:g} as given (no batch scaling)"
-    else:
-        peak = scaled_lr(rec.lr, rec.batch_size, batch)
-        rule = f"recipe lr {rec.lr:g} at batch {rec.batch_size} x {batch}/{rec.batch_size}"
-    if rec.weight_decay == 0:
-        decay_mode = "none"
-    elif rec.optimizer == "adamw":
-        decay_mode = "decoupled"  # AdamW: w -= lr * wd * w, apart from the gradient (Loshchilov & Hutter)
-    else:
-        decay_mode = "l2"  # the papers' SGD weight decay: wd * w added to the gradient of every kernel
-
-    return RunConfig(
+    config = RunConfig(
         model=spec.name, dataset=dataset, recipe=recipe_name, recipe_details=rec.model_dump(exclude_none=True),
         image_size=size, classes=info.num_classes, train_split=train_split,
         validation_split="validation" if validate else None, holdout=info.validation_holdout if validate else None,
         eval_split=info.eval_split, train_examples=examples, batch_size=batch, lr=peak, lr_rule=rule,
-        weight_decay=rec.weight_decay, weight_decay_mode=decay_mode, epochs=run_epochs,
+        weight_decay=rec.weight_decay, weight_decay_mode=_decay_mode(rec), epochs=run_epochs,
         steps_per_epoch=per_epoch, total_steps=total,
-        seed=DEFAULTS["seed"] if seed is None else seed, precision=precision,
-        xla=DEFAULTS["xla"] if xla is None else bool(xla), steps_per_execution=steps_per_execution,
-        strategy=strategy, data_dir=str(data_dir) if data_dir else None,
+        seed=DEFAULTS["seed"] if options.seed is None else options.seed,
+        precision=options.precision or DEFAULTS["precision"],
+        xla=DEFAULTS["xla"] if options.xla is None else options.xla, steps_per_execution=per_execution,
+        strategy=options.strategy or DEFAULTS["strategy"], data_dir=options.data_dir,
         notes=[size_note] if size_note else [])
+    return Run(config, spec, rec, info)
 
 
-def overrides_conflict(saved: RunConfig, given: dict[str, Any]) -> Optional[str]:
-    """On --resume: the first explicitly given option that differs from the saved run's, as 'name: a vs b'."""
-    mapping = {"dataset": "dataset", "recipe": "recipe", "batch_size": "batch_size", "seed": "seed",
-               "precision": "precision", "image_size": "image_size", "steps_per_epoch": "steps_per_epoch"}
-    for key, attr in mapping.items():
-        value = given.get(key)
-        if value is not None and value != getattr(saved, attr):
-            return f"{key} {getattr(saved, attr)!r} there, {value!r} asked"
-    if given.get("lr") is not None and not math.isclose(given["lr"], saved.lr, rel_tol=1e-9):
-        return f"lr {saved.lr:g} there, {given['lr']:g} asked"
-    if given.get("max_steps") is not None and given["max_steps"] != saved.total_steps:
-        return f"max_steps {saved.total_steps} there, {given['max_steps']} asked"
-    if given.get("epochs") is not None and not math.isclose(given["epochs"], saved.epochs, rel_tol=1e-9):
-        return f"epochs {saved.epochs:g} there, {given['epochs']:g} asked"
+def resolve(name: str | Spec, dataset: Optional[str] = None, recipe: Optional[str] = None,
+            **options) -> RunConfig:
+    """The configuration alone: `resolve_run(name, RunOptions.of(dataset=..., recipe=..., **options)).config`."""
+    return resolve_run(name, RunOptions.of(dataset=dataset, recipe=recipe, **options)).config
+
+
+def recipe_of(config: RunConfig) -> Recipe:
+    """The recipe as the run resolved it (config.json), so a resumed run keeps it even if the registry moved on."""
+    return Recipe.model_validate({"name": config.recipe, **config.recipe_details})
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run, resolved: its configuration and the spec, recipe and dataset facts it came from. The harness
+    (setup, inputs, evaluate, the run itself) takes this instead of looking them up again by name."""
+
+    config: RunConfig
+    spec: Spec
+    recipe: Recipe
+    data: DatasetInfo  # the dataset's facts, split sizes after the recipe's holdout
+
+    @property
+    def channels(self) -> int:
+        """The pipeline serves the model's own channel count (grey images copied to RGB for RGB nets)."""
+        return self.spec.input.channels
+
+
+def run_of(config: RunConfig, spec: Optional[Spec] = None) -> Run:
+    """The Run of a saved configuration (a resumed run, the run folder of a weights file): the recipe as that run
+    resolved it, the spec from the registry (or `spec`, already looked up)."""
+    spec = spec or registry_module.get_spec(config.model)
+    recipe = recipe_of(config)
+    return Run(config, spec, recipe, catalogue.dataset_info(config.dataset, holdout=recipe.validation))
+
+
+def _differs(saved, asked) -> bool:
+    if isinstance(asked, float):
+        return not math.isclose(asked, saved, rel_tol=1e-9)
+    return asked != saved
+
+
+def overrides_conflict(saved: RunConfig, options: RunOptions) -> Optional[str]:
+    """On --resume: the first explicitly given option that identifies a run (RunOptions' MATCH rule) and differs
+    from the saved run's, as 'name: a there, b asked'."""
+    for name in RunOptions.on_resume(MATCH):
+        asked = getattr(options, name)
+        there = getattr(saved, RunOptions.config_field(name))
+        if asked is not None and _differs(there, asked):
+            shown = (f"{there:g} there, {asked:g}" if isinstance(asked, float) else f"{there!r} there, {asked!r}")
+            return f"{name} {shown} asked"
     return None

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from ..data import catalogue
 from ..registry import get_spec
 from . import config as config_module
-from .config import RunConfig, TrainError
+from .config import Run, RunConfig, TrainError
+from .options import RunOptions
 
 __all__ = ["evaluate", "EvalResult"]
 
@@ -44,6 +44,27 @@ def _run_config(weights: Path) -> Optional[dict]:
         return None
 
 
+def _run(name: str, weights: Path, dataset, recipe, batch_size, data_dir, image_size, precision, xla) -> Run:
+    """The run the weights came from (their folder's config.json, with the placement options given now), when it
+    is a run of this model on this dataset; else the run `zoo train` would resolve."""
+    spec = get_spec(name)
+    saved = _run_config(weights)
+    if not (saved and saved.get("model") == spec.name and dataset in (None, saved.get("dataset"))):
+        options = RunOptions.of(dataset=dataset, recipe=recipe, image_size=image_size, batch_size=batch_size,
+                                data_dir=data_dir, precision=precision, xla=xla, max_steps=1)
+        return config_module.resolve_run(spec, options)
+    config = RunConfig.from_dict(saved)
+    if image_size and image_size != config.image_size:
+        config.image_size = image_size
+    if data_dir:
+        config.data_dir = str(data_dir)
+    if precision:
+        config.precision = precision
+    if xla is not None:
+        config.xla = xla
+    return config_module.run_of(config, spec)
+
+
 def evaluate(name: str, weights, dataset: Optional[str] = None, split: Optional[str] = None,
              batch_size: Optional[int] = None, data_dir=None, image_size: Optional[int] = None,
              recipe: Optional[str] = None, precision: Optional[str] = None, xla: Optional[bool] = None,
@@ -54,42 +75,28 @@ def evaluate(name: str, weights, dataset: Optional[str] = None, split: Optional[
     weights = Path(weights)
     if not weights.is_file():
         raise TrainError(f"weights file not found: {weights}")
-    spec = get_spec(name)
-    saved = _run_config(weights)
-    if saved and saved.get("model") == spec.name and dataset in (None, saved.get("dataset")):
-        config = RunConfig.from_dict(saved)
-        if image_size and image_size != config.image_size:
-            config.image_size = image_size
-        if data_dir:
-            config.data_dir = str(data_dir)
-        if precision:
-            config.precision = precision
-        if xla is not None:
-            config.xla = xla
-    else:
-        config = config_module.resolve(spec.name, dataset, recipe, image_size=image_size, batch_size=batch_size,
-                                       data_dir=data_dir, precision=precision, xla=xla, max_steps=1)
+    run = _run(name, weights, dataset, recipe, batch_size, data_dir, image_size, precision, xla)
+    config = run.config
     split = split or config.eval_split
-    examples = catalogue.dataset_info(config.dataset, holdout=config.holdout).num_examples.get(split.split("[")[0])
+    examples = run.data.num_examples.get(split.split("[")[0])
     if limit:
         split, examples = f"{split}[:{limit}]", min(limit, examples or limit)
 
-    from . import devices, setup
+    from . import devices, inputs, setup
 
-    rec = setup.recipe_of(config)
     if config.xla is None:
         config.xla = devices.default_xla()
     with devices.dtype_policy(config.precision):
-        model = setup.build_model(config, rec, channels=setup.input_channels(config), for_training=False)
+        model = setup.build_model(config, run.recipe, channels=run.channels, for_training=False)
         from ..models.common import load_weights
 
         load_weights(model, weights)
-        setup.compile_model(model, config, rec, training=False)
-    data = setup.eval_stream(config, rec, split, batch_size=batch_size or config.batch_size)
+        setup.compile_model(model, config, run.recipe, training=False)
+    data = inputs.eval_stream(run, split, batch_size=batch_size or config.batch_size)
     start = time.perf_counter()
     result = model.evaluate(data, verbose=0, return_dict=True)
     seconds = time.perf_counter() - start
-    return EvalResult(model=spec.name, dataset=config.dataset, split=split, weights=str(weights),
+    return EvalResult(model=run.spec.name, dataset=config.dataset, split=split, weights=str(weights),
                       top1=float(result["accuracy"]), top5=float(result["top5"]) if "top5" in result else None,
                       loss=float(result["xent"]), examples=int(examples or 0), image_size=config.image_size,
                       seconds=seconds, images_per_s=(examples or 0) / seconds if seconds else 0.0)

@@ -17,9 +17,9 @@ from typing import Sequence
 import keras
 from keras import ops
 
-__all__ = ["RecipeSchedule", "from_recipe", "to_steps"]
+from ..choices import SCHEDULE_KINDS
 
-KINDS = ("constant", "step", "cosine", "linear")
+__all__ = ["RecipeSchedule", "from_recipe", "to_steps"]
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -29,8 +29,8 @@ class RecipeSchedule(keras.optimizers.schedules.LearningRateSchedule):
 
     def __init__(self, lr: float, total_steps: int, kind: str = "constant", boundaries: Sequence[int] = (),
                  gamma: float = 0.1, warmup_steps: int = 0, min_lr: float = 0.0):
-        if kind not in KINDS:
-            raise ValueError(f"schedule type must be one of {', '.join(KINDS)}, got {kind!r}")
+        if kind not in SCHEDULE_KINDS:
+            raise ValueError(f"schedule type must be one of {', '.join(SCHEDULE_KINDS)}, got {kind!r}")
         if total_steps < 1:
             raise ValueError(f"a schedule needs at least one step, got total_steps={total_steps}")
         if warmup_steps >= total_steps and kind in ("cosine", "linear"):

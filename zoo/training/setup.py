@@ -1,5 +1,5 @@
 """The Keras pieces of a run, made from its config and recipe: the model, the optimizer with its schedule and
-weight decay, the loss and metrics, and the input streams."""
+weight decay, the loss and metrics. (The input streams are inputs.py.)"""
 
 from __future__ import annotations
 
@@ -7,20 +7,13 @@ import inspect
 from typing import Optional
 
 import keras
-import tensorflow as tf
 
 from .. import registry as registry_module
 from ..registry import Recipe
 from . import schedules
 from .config import RunConfig, TrainError
 
-__all__ = ["recipe_of", "uses_aux", "build_model", "inference_model", "make_optimizer", "compile_model",
-           "train_stream", "eval_stream", "soft_labels", "input_channels"]
-
-
-def recipe_of(config: RunConfig) -> Recipe:
-    """The recipe as the run resolved it (config.json), so a resumed run keeps it even if the registry moved on."""
-    return Recipe.model_validate({"name": config.recipe, **config.recipe_details})
+__all__ = ["uses_aux", "build_model", "inference_model", "make_optimizer", "compile_model", "soft_labels"]
 
 
 def uses_aux(recipe: Recipe) -> bool:
@@ -125,46 +118,3 @@ def compile_model(model, config: RunConfig, recipe: Recipe, optimizer=None, *, t
                   steps_per_execution=config.steps_per_execution if training else 1,
                   **_losses_and_metrics(config, recipe, training=training))
     return model
-
-
-def _distributable(ds):
-    """Shard by element across workers: the sources are in-memory tensors or TFDS files fewer than workers."""
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    return ds.with_options(options)
-
-
-def _label_structure(ds, config: RunConfig, recipe: Recipe, training: bool):
-    if soft_labels(recipe) and not (training and (recipe.mixup or recipe.cutmix)):
-        ds = ds.map(lambda x, y: (x, tf.one_hot(y, config.classes)), num_parallel_calls=tf.data.AUTOTUNE)
-    if training and uses_aux(recipe):
-        ds = ds.map(lambda x, y: (x, (y, y, y)), num_parallel_calls=tf.data.AUTOTUNE)
-    return ds
-
-
-def train_stream(config: RunConfig, recipe: Recipe, seed: int):
-    """The endless, shuffled, augmented training batches (an epoch is `steps_per_epoch` of them)."""
-    from ..data import pipeline as data
-
-    spec = registry_module.get_spec(config.model)
-    ds = data.pipeline(config.dataset, config.train_split, spec, recipe, batch_size=config.batch_size,
-                       training=True, seed=seed, data_dir=config.data_dir, image_size=config.image_size,
-                       repeat=True, drop_remainder=True)
-    ds = data.batch_augment(ds, num_classes=config.classes, mixup_alpha=recipe.mixup, cutmix_alpha=recipe.cutmix,
-                            erasing=recipe.random_erasing, seed=seed)
-    return _distributable(_label_structure(ds, config, recipe, training=True))
-
-
-def eval_stream(config: RunConfig, recipe: Recipe, split: str, batch_size: Optional[int] = None):
-    """One deterministic pass over `split` under the model's evaluation protocol."""
-    from ..data import pipeline as data
-
-    spec = registry_module.get_spec(config.model)
-    ds = data.pipeline(config.dataset, split, spec, recipe, batch_size=batch_size or config.batch_size,
-                       training=False, data_dir=config.data_dir, image_size=config.image_size, deterministic=True)
-    return _distributable(_label_structure(ds, config, recipe, training=False))
-
-
-def input_channels(config: RunConfig) -> int:
-    """The pipeline serves the model's own channel count (grey images copied to RGB for RGB nets)."""
-    return registry_module.get_spec(config.model).input.channels
