@@ -81,11 +81,13 @@ def test_zfnet_feature_maps_match_fig3():
 
 
 def test_alexnet_builder_rejects_unknown_norm_order():
-    from zoo.models.alexnet_zfnet import build
+    """At load time (tests/test_archs.py) and for a mapping given to the family directly."""
+    from zoo.models.alexnet_zfnet import FAMILY
 
-    arch = {**registry().get("alexnet").arch, "norm": "sideways"}
-    with pytest.raises(ValueError, match="arch.norm must be one of before_pool, after_pool"):
-        build(arch, default_size=227, min_size=67, channels=3)
+    spec = registry().get("alexnet")
+    arch = {**spec.arch.model_dump(), "norm": "sideways"}
+    with pytest.raises(ValueError, match="alexnet: arch: field 'norm': Input should be 'before_pool' or 'after_pool'"):
+        FAMILY.build(arch, spec.input)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -145,10 +147,11 @@ def test_vgg_bn_has_batchnorm_after_every_conv():
 
 
 def test_vgg_builder_rejects_mismatched_stage_table():
-    from zoo.models.vgg import build
+    """At load time (tests/test_archs.py) and for a mapping given to the family directly."""
+    from zoo.models.vgg import FAMILY
 
-    with pytest.raises(ValueError, match="one entry per stage"):
-        build({"depths": [1, 1], "widths": [64], "dense": [4096, 4096]}, default_size=224, min_size=32, channels=3)
+    with pytest.raises(ValueError, match="vgg: arch: field 'depths': 2 entries, but widths has 1: one entry per stage"):
+        FAMILY.build({"depths": [1, 1], "widths": [64], "dense": [4096, 4096]}, registry().get("vgg11").input)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -124,27 +124,30 @@ def test_bc_dropout_follows_both_convs_of_a_layer():
 def test_depth_is_the_arch_layer_count(name):
     """Weighted layers on the longest path: first conv, 1 or 2 convs per dense layer, transitions, classifier."""
     spec = registry().get(name)
-    blocks, per_layer = spec.arch["blocks"], 2 if spec.arch["bottleneck"] else 1
+    blocks, per_layer = spec.arch.blocks, 2 if spec.arch.bottleneck else 1
     counted = 1 + per_layer * sum(blocks) + (len(blocks) - 1) + 1
     assert counted == (265 if name == "densenet264" else spec.depth)  # Table 1's 264 has 265 by this count
 
 
-@pytest.mark.parametrize("name", [n for n in DENSENETS if registry().get(n).arch["stem"] == "cifar"])
+@pytest.mark.parametrize("name", [n for n in DENSENETS if registry().get(n).arch.stem == "cifar"])
 def test_cifar_block_sizes_follow_the_depth(name):
     spec = registry().get(name)
-    per_block = (spec.depth - 4) // (6 if spec.arch["bottleneck"] else 3)
-    assert spec.arch["blocks"] == [per_block] * 3
-    assert spec.arch["initial_filters"] == (2 * spec.arch["growth_rate"] if spec.arch["bottleneck"] else 16)
-    assert spec.arch["compression"] == (0.5 if spec.arch["bottleneck"] else 1.0)
+    per_block = (spec.depth - 4) // (6 if spec.arch.bottleneck else 3)
+    assert spec.arch.blocks == [per_block] * 3
+    assert spec.arch.initial_filters == (2 * spec.arch.growth_rate if spec.arch.bottleneck else 16)
+    assert spec.arch.compression == (0.5 if spec.arch.bottleneck else 1.0)
 
 
 def test_bad_arch_and_options_raise_clear_errors():
+    """Bad arch values fail when the registry loads (tests/test_archs.py); a mapping given to the family directly
+    fails the same way; the dropout option is checked when the model is built."""
     from zoo.models import densenet
 
-    arch = dict(registry().get("densenet40_k12").arch)
-    with pytest.raises(ValueError, match="arch.stem must be one of imagenet, cifar"):
-        densenet.build({**arch, "stem": "mnist"}, default_size=32, min_size=4, channels=3, name="bad")
-    with pytest.raises(ValueError, match=r"arch.compression must be in \(0, 1\]"):
-        densenet.build({**arch, "compression": 0}, default_size=32, min_size=4, channels=3, name="bad")
-    with pytest.raises(ValueError, match=r"dropout must be in \[0, 1\)"):
+    spec = registry().get("densenet40_k12")
+    arch = spec.arch.model_dump()
+    with pytest.raises(ValueError, match="bad: arch: field 'stem': Input should be 'imagenet' or 'cifar'"):
+        densenet.FAMILY.build({**arch, "stem": "mnist"}, spec.input, name="bad")
+    with pytest.raises(ValueError, match="bad: arch: field 'compression': Input should be greater than 0"):
+        densenet.FAMILY.build({**arch, "compression": 0}, spec.input, name="bad")
+    with pytest.raises(ValueError, match=r"^densenet40_k12: dropout must be in \[0, 1\), got 1.5$"):
         zoo.build("densenet40_k12", dropout=1.5)

@@ -31,7 +31,7 @@ def test_c3_sees_only_its_table(original):
     """Perturbing an S2 map changes exactly the C3 maps that Table I connects to it."""
     import keras
 
-    table = zoo.get_spec("lenet5_original").arch["c3_table"]
+    table = zoo.get_spec("lenet5_original").arch.c3_table
     c3 = original.get_layer("C3")
     probe = keras.Model(original.get_layer("S2_squash").output, c3.output)
     base = np.zeros((1, 14, 14, 6), "float32")

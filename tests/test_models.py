@@ -164,3 +164,63 @@ def test_no_family_module_shadows_a_variant():
 
     assert callable(alexnet) and alexnet.__name__ == "alexnet"
     assert googlenet.__name__ == "googlenet"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The family contract (zoo/models/family.py): one FAMILY per family module, read by zoo.build and the harness
+
+
+@pytest.mark.parametrize("family", sorted(registry().families))
+def test_every_family_exports_its_contract(family):
+    from zoo.archs import SCHEMAS
+    from zoo.models import family_of
+    from zoo.models.family import Family
+
+    contracts = {family_of(n) for n in registry().list(family=family)}
+    assert len(contracts) == 1
+    contract = contracts.pop()
+    assert isinstance(contract, Family) and contract.name == family and contract.schema is SCHEMAS[family]
+    assert all(option.help and option.name.isidentifier() for option in contract.options)
+
+
+def test_declared_options():
+    from zoo.models import family_of
+
+    options = {family: {o.name: o.default for o in family_of(registry().list(family=family)[0]).options}
+               for family in registry().families}
+    assert options == {"lenet": {}, "alexnet": {}, "vgg": {}, "googlenet": {"aux_logits": False},
+                       "resnet": {}, "densenet": {"dropout": None}}
+
+
+def test_unknown_option_is_one_line():
+    from zoo.models.family import UnknownOptionError
+
+    with pytest.raises(TypeError, match=r"^resnet20: unknown option 'aux_logits' \(options of resnet models: "
+                                        r"none\)$"):
+        zoo.build("resnet20", aux_logits=True)
+    with pytest.raises(UnknownOptionError, match=r"^densenet40_k12: unknown option 'aux_logit' \(options of "
+                                                 r"densenet models: dropout\)$"):
+        zoo.build("densenet40_k12", aux_logit=True)
+
+
+@pytest.mark.parametrize("name", by_weight(NAMES))
+def test_feature_stages_are_layers_at_their_stride(name):
+    """Each stage names a layer of the built model; its map is input/stride (up to the valid convs' borders)."""
+    from zoo.models import family_of
+
+    spec = registry().get(name)
+    stages = family_of(spec).feature_stages(spec.arch)
+    model = zoo.build(name, include_top=False)
+    strides = [stage.stride for stage in stages]
+    assert strides == sorted(strides) and len(set(strides)) == len(strides)
+    for stage in stages:
+        height = model.get_layer(stage.name).output.shape[1]
+        assert spec.input.size / (2 * stage.stride) < height <= -(-spec.input.size // stage.stride), stage
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if registry().get(n).family != "googlenet"][:3])
+def test_inference_model_is_the_model_without_training_heads(name):
+    from zoo.models import family_of
+
+    model = zoo.build(name)
+    assert family_of(name).inference_model(model) is model

@@ -141,19 +141,23 @@ def test_depth_counts_the_papers_weighted_layers(name):
                  if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)) and not layer.name.endswith("_0_conv")]
     assert len(main_path) == spec.depth
     blocks = [layer for layer in model.layers if layer.name.endswith("_add")]
-    per_block = 2 if spec.arch["block"] == "basic" else 3
-    assert len(blocks) == sum(spec.arch["depths"]) == (spec.depth - 2) // per_block
+    per_block = 2 if spec.arch.block == "basic" else 3
+    assert len(blocks) == sum(spec.arch.depths) == (spec.depth - 2) // per_block
 
 
 def test_arch_errors_are_one_line():
-    arch = dict(registry().get("resnet20").arch)
-    common = dict(default_size=32, min_size=1, channels=3, name="mynet")
-    with pytest.raises(ValueError, match="mynet: unknown arch key 'width'"):
-        resnet.build({**arch, "width": 3}, **common)
-    with pytest.raises(ValueError, match="mynet: arch.block must be one of basic, bottleneck, got 'dense'"):
-        resnet.build({**arch, "block": "dense"}, **common)
-    with pytest.raises(ValueError, match="mynet: arch.depths and arch.widths must be equally long"):
-        resnet.build({**arch, "depths": [3, 3]}, **common)
+    """A mapping built outside the registry is validated by the same schema, with the same one-line errors (the
+    registry's load-time errors are in tests/test_archs.py)."""
+    arch = registry().get("resnet20").arch.model_dump()
+    common = dict(input=registry().get("resnet20").input, name="mynet")
+    with pytest.raises(ValueError, match=r"^mynet: arch: field 'width': Extra inputs are not permitted$"):
+        resnet.FAMILY.build({**arch, "width": 3}, **common)
+    with pytest.raises(ValueError, match="mynet: arch: field 'block': Input should be 'basic' or 'bottleneck'"):
+        resnet.FAMILY.build({**arch, "block": "dense"}, **common)
+    with pytest.raises(ValueError, match="mynet: arch: field 'depths': 2 entries, but widths has 3"):
+        resnet.FAMILY.build({**arch, "depths": [3, 3]}, **common)
+    model = resnet.FAMILY.build({**arch, "depths": [1, 1, 1]}, **common)
+    assert model.name == "mynet" and zoo.count_params(model) < registry().get("resnet20").params
 
 
 @pytest.mark.slow

@@ -13,21 +13,32 @@ from __future__ import annotations
 
 import functools
 
-from ..registry import registry
+from ..registry import RegistryError, registry
 
 
 def build(name: str, **kwargs):
     """Build the registry variant `name` as a functional `keras.Model`.
 
     Keyword arguments follow keras.applications: include_top, weights (None or a path to a weights file),
-    input_tensor, input_shape, pooling, classes, classifier_activation, name; plus family-specific ones
-    (e.g. `aux_logits` for GoogLeNet).
+    input_tensor, input_shape, pooling, classes, classifier_activation, name; plus the family's options
+    (`family_of(name).options`, e.g. `aux_logits` for GoogLeNet, `dropout` for DenseNet).
     """
     spec = registry().get(name)
-    builder = registry().builder(spec.family)
     options = {"classes": spec.classes, "name": spec.name, **spec.builder_kwargs, **kwargs}
-    return builder(spec.arch, default_size=spec.input.size, min_size=spec.input.min_size,
-                   channels=spec.input.channels, **options)
+    return family_of(spec).build(spec.arch, spec.input, **options)
+
+
+def family_of(spec_or_name):
+    """The family contract (`zoo.models.family.Family`) of a registry variant or Spec, as registry.yaml's
+    `families.<family>.builder` names it."""
+    from .family import Family
+
+    spec = registry().get(spec_or_name) if isinstance(spec_or_name, str) else spec_or_name
+    contract = registry().builder(spec.family)
+    if not isinstance(contract, Family):
+        raise RegistryError(f"family '{spec.family}': field 'builder': {contract!r} is not a "
+                            f"zoo.models.family.Family (point it at the module's FAMILY)")
+    return contract
 
 
 def _variant(name: str):

@@ -17,63 +17,75 @@ from __future__ import annotations
 
 from keras import layers
 
+from ..archs import AlexNetArch, ConvLayer
 from . import common
+from .family import Family, Head, Stage
 
-NORM_ORDERS = ("before_pool", "after_pool")
 
-
-def conv_layer(x, layer, index: int):
+def conv_layer(x, layer: ConvLayer, index: int):
     """conv{i} with ReLU; explicit zero padding unless it is the 'same' padding of a stride-1 conv."""
-    kernel, stride, pad = layer["kernel"], layer.get("stride", 1), layer.get("pad", 0)
-    if stride == 1 and 2 * pad == kernel - 1:
+    if layer.stride == 1 and 2 * layer.pad == layer.kernel - 1:
         padding = "same"
     else:
         padding = "valid"
-        if pad:
-            x = layers.ZeroPadding2D(pad, name=f"conv{index}_pad")(x)
-    return layers.Conv2D(layer["filters"], kernel, strides=stride, padding=padding, groups=layer.get("groups", 1),
+        if layer.pad:
+            x = layers.ZeroPadding2D(layer.pad, name=f"conv{index}_pad")(x)
+    return layers.Conv2D(layer.filters, layer.kernel, strides=layer.stride, padding=padding, groups=layer.groups,
                          activation="relu", name=f"conv{index}")(x)
 
 
-def response_norm(x, arch, index: int):
-    return common.LocalResponseNormalization(**arch.get("lrn", {}), name=f"lrn{index}")(x)
+def response_norm(x, arch: AlexNetArch, index: int):
+    lrn = arch.lrn
+    return common.LocalResponseNormalization(lrn.size, lrn.alpha, lrn.beta, lrn.k, name=f"lrn{index}")(x)
 
 
-def max_pool(x, arch, padding: str, index: int):
-    pool = arch["pool"]
-    return layers.MaxPooling2D(pool["size"], strides=pool["stride"], padding=padding, name=f"pool{index}")(x)
+def max_pool(x, arch: AlexNetArch, padding: str, index: int):
+    return layers.MaxPooling2D(arch.pool.size, strides=arch.pool.stride, padding=padding, name=f"pool{index}")(x)
 
 
-def normalize_and_pool(x, layer, index: int, arch):
+def normalize_and_pool(x, layer: ConvLayer, index: int, arch: AlexNetArch):
     """LRN and max pooling after a conv, in the paper's order: AlexNet normalizes first, ZFNet pools first."""
-    lrn_first = arch.get("norm", "before_pool") == "before_pool"
-    if layer.get("lrn") and lrn_first:
+    lrn_first = arch.norm == "before_pool"
+    if layer.lrn and lrn_first:
         x = response_norm(x, arch, index)
-    if layer.get("pool"):
-        x = max_pool(x, arch, layer["pool"], index)
-    if layer.get("lrn") and not lrn_first:
+    if layer.pool:
+        x = max_pool(x, arch, layer.pool, index)
+    if layer.lrn and not lrn_first:
         x = response_norm(x, arch, index)
     return x
 
 
-def features(x, arch):
-    for index, layer in enumerate(arch["conv"], start=1):
+def body(x, arch: AlexNetArch, head: Head):
+    for index, layer in enumerate(arch.conv, start=1):
         x = conv_layer(x, layer, index)
         x = normalize_and_pool(x, layer, index, arch)
     return x
 
 
-def build(arch, *, default_size, min_size, channels, include_top=True, weights=None, input_tensor=None,
-          input_shape=None, pooling=None, classes=1000, classifier_activation="softmax", name="alexnet"):
-    common.check_head_args(weights, pooling, classes, classifier_activation, name)
-    if arch.get("norm", "before_pool") not in NORM_ORDERS:
-        raise ValueError(f"{name}: arch.norm must be one of {', '.join(NORM_ORDERS)}, got {arch['norm']!r}")
-    image, inputs = common.resolve_input(input_tensor, input_shape, default_size=default_size,
-                                         min_size=min_size, channels=channels, model_name=name)
-    x = features(image, arch)
+def classifier(x, arch: AlexNetArch, head: Head):
     # The dense layers keep the papers' layer numbering: fc6, fc7, then the classifier (layer 8).
-    dense_names = [f"fc{len(arch['conv']) + i}" for i in range(1, len(arch["dense"]) + 1)]
-    x = common.dense_head(x, arch["dense"], include_top=include_top, pooling=pooling, classes=classes,
-                          classifier_activation=classifier_activation, dropout=arch.get("dropout", 0.0),
-                          dropout_first=arch.get("dropout_first", False), names=dense_names)
-    return common.finalize(inputs, x, name=name, weights=weights)
+    names = [f"fc{len(arch.conv) + i}" for i in range(1, len(arch.dense) + 1)]
+    return common.dense_head(x, arch.dense, include_top=head.include_top, pooling=head.pooling,
+                             classes=head.classes, classifier_activation=head.classifier_activation,
+                             dropout=arch.dropout, dropout_first=arch.dropout_first, names=names)
+
+
+def unit_output(layer: ConvLayer, index: int, arch: AlexNetArch) -> str:
+    """The name of the last layer after conv{index}: its LRN when that follows the pool, else the pool."""
+    if layer.lrn and (arch.norm == "after_pool" or not layer.pool):
+        return f"lrn{index}"
+    return f"pool{index}" if layer.pool else f"conv{index}"
+
+
+def stages(arch: AlexNetArch) -> tuple[Stage, ...]:
+    """The output of each conv unit that ends in a max pool (where the resolution drops)."""
+    found, stride = [], 1
+    for index, layer in enumerate(arch.conv, start=1):
+        stride *= layer.stride
+        if layer.pool:
+            stride *= arch.pool.stride
+            found.append(Stage(unit_output(layer, index, arch), stride))
+    return tuple(found)
+
+
+FAMILY = Family("alexnet", AlexNetArch, body=body, head=classifier, stages=stages)

@@ -22,9 +22,9 @@ from __future__ import annotations
 
 from keras import layers
 
+from ..archs import DenseNetArch
 from . import common
-
-STEMS = ("imagenet", "cifar")
+from .family import Family, Option, Stage, pooled_head
 
 
 def conv_block(x, growth_rate: int, *, bottleneck: bool, dropout: float, name: str):
@@ -74,36 +74,35 @@ def stem(x, kind: str, filters: int):
     return layers.Conv2D(filters, 3, padding="same", use_bias=False, name="conv1_conv")(x)
 
 
-def check_arch(arch, name: str) -> None:
-    if arch["stem"] not in STEMS:
-        raise ValueError(f"{name}: arch.stem must be one of {', '.join(STEMS)}, got {arch['stem']!r}")
-    if not 0 < arch["compression"] <= 1:
-        raise ValueError(f"{name}: arch.compression must be in (0, 1], got {arch['compression']!r}")
-    if not arch["blocks"] or any(int(n) < 1 for n in arch["blocks"]):
-        raise ValueError(f"{name}: arch.blocks must be a non-empty list of positive layer counts")
+def check_dropout(rate) -> None:
+    if rate is not None and not 0 <= float(rate) < 1:
+        raise ValueError(f"dropout must be in [0, 1), got {float(rate)}")
 
 
-def build(arch, *, default_size, min_size, channels, include_top=True, weights=None, input_tensor=None,
-          input_shape=None, pooling=None, classes=1000, classifier_activation="softmax", name="densenet",
-          dropout=None):
-    common.check_head_args(weights, pooling, classes, classifier_activation, name)
-    check_arch(arch, name)
-    dropout = float(arch.get("dropout", 0.0) if dropout is None else dropout)
-    if not 0 <= dropout < 1:
-        raise ValueError(f"{name}: dropout must be in [0, 1), got {dropout}")
-    image, inputs = common.resolve_input(input_tensor, input_shape, default_size=default_size,
-                                         min_size=min_size, channels=channels, model_name=name)
-
-    x = stem(image, arch["stem"], arch["initial_filters"])
-    blocks = arch["blocks"]
-    for i, layer_count in enumerate(blocks):
+def body(x, arch: DenseNetArch, head, *, dropout=None):
+    rate = arch.dropout if dropout is None else float(dropout)
+    x = stem(x, arch.stem, arch.initial_filters)
+    for i, layer_count in enumerate(arch.blocks):
         # keras.applications' numbering: dense blocks conv2..conv5, the transition after block convN is poolN.
-        x = dense_block(x, layer_count, arch["growth_rate"], bottleneck=arch["bottleneck"], dropout=dropout,
+        x = dense_block(x, layer_count, arch.growth_rate, bottleneck=arch.bottleneck, dropout=rate,
                         name=f"conv{i + 2}")
-        if i < len(blocks) - 1:
-            x = transition_block(x, arch["compression"], dropout=dropout, name=f"pool{i + 2}")
+        if i < len(arch.blocks) - 1:
+            x = transition_block(x, arch.compression, dropout=rate, name=f"pool{i + 2}")
     x = layers.BatchNormalization(epsilon=common.BN_EPSILON, name="bn")(x)
-    x = layers.Activation("relu", name="relu")(x)
-    x = common.pooled_head(x, include_top=include_top, pooling=pooling, classes=classes,
-                           classifier_activation=classifier_activation)
-    return common.finalize(inputs, x, name=name, weights=weights)
+    return layers.Activation("relu", name="relu")(x)
+
+
+def stages(arch: DenseNetArch) -> tuple[Stage, ...]:
+    """Each dense block's output before its transition (the last one after the final BN-ReLU), after the ImageNet
+    stem's ReLU (stride 2). The CIFAR stem keeps the resolution, so its output is no stage of its own."""
+    imagenet = arch.stem == "imagenet"
+    first = 4 if imagenet else 1
+    blocks = [Stage(f"conv{i + 2}_block{count}_concat", first * 2 ** i) for i, count in enumerate(arch.blocks)]
+    blocks[-1] = Stage("relu", blocks[-1].stride)
+    return (Stage("conv1_relu", 2), *blocks) if imagenet else tuple(blocks)
+
+
+DROPOUT = Option("dropout", None, "dropout rate after each conv in the blocks and transitions (the paper's 0.2 "
+                                  "without augmentation); None: the arch's", check=check_dropout)
+
+FAMILY = Family("densenet", DenseNetArch, body=body, head=pooled_head, stages=stages, options=(DROPOUT,))

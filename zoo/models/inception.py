@@ -17,9 +17,9 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from ..archs import AuxHeads, GoogLeNetArch
 from . import common
-
-STAGE_STRIDE = 16  # input pixels per map pixel at inception 4a-4d, where the auxiliary heads attach
+from .family import Body, Family, Head, Option, Stage, pooled_head
 
 
 def conv(x, filters: int, kernel: int, name: str, strides: int = 1):
@@ -30,15 +30,15 @@ def max_pool(x, name: str, strides: int = 2):
     return layers.MaxPooling2D(3, strides=strides, padding="same", name=name)(x)
 
 
-def stem(x, arch):
-    lrn = arch.get("lrn", {})
+def stem(x, arch: GoogLeNetArch):
+    lrn = arch.lrn
     x = layers.ZeroPadding2D(3, name="conv1_pad")(x)
-    x = layers.Conv2D(arch["stem"]["conv1"], 7, strides=2, activation="relu", name="conv1_7x7")(x)
+    x = layers.Conv2D(arch.stem.conv1, 7, strides=2, activation="relu", name="conv1_7x7")(x)
     x = max_pool(x, "pool1")
-    x = common.LocalResponseNormalization(**lrn, name="lrn1")(x)
-    x = conv(x, arch["stem"]["conv2_reduce"], 1, "conv2_reduce")
-    x = conv(x, arch["stem"]["conv2"], 3, "conv2_3x3")
-    x = common.LocalResponseNormalization(**lrn, name="lrn2")(x)
+    x = common.LocalResponseNormalization(lrn.size, lrn.alpha, lrn.beta, lrn.k, name="lrn1")(x)
+    x = conv(x, arch.stem.conv2_reduce, 1, "conv2_reduce")
+    x = conv(x, arch.stem.conv2, 3, "conv2_3x3")
+    x = common.LocalResponseNormalization(lrn.size, lrn.alpha, lrn.beta, lrn.k, name="lrn2")(x)
     return max_pool(x, "pool2")
 
 
@@ -52,45 +52,56 @@ def inception(x, widths, name: str):
     return layers.Concatenate(name=f"{name}_concat")([branch1, branch3, branch5, pooled])
 
 
-def aux_classifier(x, aux, classes: int, classifier_activation, name: str, where: str):
+def aux_classifier(x, aux: AuxHeads, head: Head, name: str, where: str, stride: int):
     """The side classifier of sec. 5, trained with weight 0.3 and discarded at inference."""
     height, width = x.shape[1:3]
-    if any(side is not None and side < aux["pool"] for side in (height, width)):
-        smallest = STAGE_STRIDE * (aux["pool"] - 1) + 1
-        raise ValueError(f"aux_logits=True needs a {aux['pool']}x{aux['pool']} map after inception {where}, got "
+    if any(side is not None and side < aux.pool for side in (height, width)):
+        smallest = stride * (aux.pool - 1) + 1
+        raise ValueError(f"{head.model_name}: aux_logits=True needs a {aux.pool}x{aux.pool} map after inception {where}, got "
                          f"{height}x{width}; use an input of at least {smallest}x{smallest}")
-    x = layers.AveragePooling2D(aux["pool"], strides=aux["stride"], name=f"{name}_avg_pool")(x)
-    x = conv(x, aux["conv"], 1, f"{name}_conv")
+    x = layers.AveragePooling2D(aux.pool, strides=aux.stride, name=f"{name}_avg_pool")(x)
+    x = conv(x, aux.conv, 1, f"{name}_conv")
     x = layers.Flatten(name=f"{name}_flatten")(x)
-    x = layers.Dense(aux["fc"], activation="relu", name=f"{name}_fc")(x)
-    x = layers.Dropout(aux["dropout"], name=f"{name}_dropout")(x)
-    return common.predictions(x, classes, classifier_activation, name=f"{name}_predictions")
+    x = layers.Dense(aux.fc, activation="relu", name=f"{name}_fc")(x)
+    x = layers.Dropout(aux.dropout, name=f"{name}_dropout")(x)
+    return common.predictions(x, head.classes, head.classifier_activation, name=f"{name}_predictions")
 
 
-def build(arch, *, default_size, min_size, channels, include_top=True, weights=None, input_tensor=None,
-          input_shape=None, pooling=None, classes=1000, classifier_activation="softmax", name="googlenet",
-          aux_logits=False):
-    common.check_head_args(weights, pooling, classes, classifier_activation, name)
-    if aux_logits and not include_top:
-        raise ValueError(f"{name}: aux_logits=True needs include_top=True (the auxiliary heads are classifiers)")
-    image, inputs = common.resolve_input(input_tensor, input_shape, default_size=default_size,
-                                         min_size=min_size, channels=channels, model_name=name)
-    x = stem(image, arch)
+def stage_stride(index: int) -> int:
+    """Input pixels per map pixel in inception stage `index` (0-based): the stem reduces 8x, each pool 2x more."""
+    return 8 * 2 ** index
+
+
+def body(x, arch: GoogLeNetArch, head: Head, *, aux_logits: bool = False):
+    if aux_logits and not head.include_top:
+        raise ValueError(f"{head.model_name}: aux_logits=True needs include_top=True (the auxiliary heads are "
+                         f"classifiers)")
+    x = stem(x, arch)
     aux_outputs, previous = [], None
-    for stage_name, modules in arch["stages"].items():
+    for index, (stage_name, modules) in enumerate(arch.stages.items()):
         if previous is not None:  # a 3x3/2 max pool between stages, named after the stage before it (pool3, pool4)
             x = max_pool(x, f"pool{previous}")
         for module_name, widths in modules.items():
             where = f"{stage_name}{module_name}"
             x = inception(x, widths, f"inception_{where}")
-            if aux_logits and where in arch["aux"]["after"]:
+            if aux_logits and where in arch.aux.after:
                 aux_name = f"aux{len(aux_outputs) + 1}"
-                aux_outputs.append(aux_classifier(x, arch["aux"], classes, classifier_activation, aux_name, where))
+                aux_outputs.append(aux_classifier(x, arch.aux, head, aux_name, where, stage_stride(index)))
         previous = stage_name
-    x = common.pooled_head(x, include_top=include_top, pooling=pooling, classes=classes,
-                           classifier_activation=classifier_activation, dropout=arch["dropout"])
-    outputs = [x, *aux_outputs] if aux_logits else x
-    return common.finalize(inputs, outputs, name=name, weights=weights)
+    return Body(x, aux_outputs)
+
+
+def classifier(x, arch: GoogLeNetArch, head: Head):
+    """Global average pooling, 40% dropout, one linear layer (Table 1)."""
+    return pooled_head(x, arch, head, dropout=arch.dropout)
+
+
+def stages(arch: GoogLeNetArch) -> tuple[Stage, ...]:
+    """conv1, the stem's second LRN, then the last module of each inception stage."""
+    last = [(stage, list(modules)[-1]) for stage, modules in arch.stages.items()]
+    inceptions = [Stage(f"inception_{stage}{module}_concat", stage_stride(i))
+                  for i, (stage, module) in enumerate(last)]
+    return (Stage("conv1_7x7", 2), Stage("lrn2", 4), *inceptions)
 
 
 def inference_model(model: keras.Model) -> keras.Model:
@@ -103,3 +114,10 @@ def inference_model(model: keras.Model) -> keras.Model:
         raise ValueError(f"{model.name}: no 'predictions' layer; inference_model expects a GoogLeNet with "
                          f"include_top=True") from None
     return keras.Model(model.input, main, name=model.name)
+
+
+AUX_LOGITS = Option("aux_logits", False, "also output the auxiliary classifiers of sec. 5 (for training; "
+                                         "inference_model drops them)")
+
+FAMILY = Family("googlenet", GoogLeNetArch, body=body, head=classifier, stages=stages, options=(AUX_LOGITS,),
+                inference=inference_model)

@@ -16,7 +16,9 @@ import numpy as np
 import keras
 from keras import layers, ops
 
+from ..archs import LeNetArch, LeNetModernArch, LeNetOriginalArch
 from . import common
+from .family import Family, Head, Stage
 
 A, S = 1.7159, 2.0 / 3.0  # the paper's squashing constants (Appendix A)
 
@@ -164,40 +166,48 @@ def rbf_prototypes(classes: int, units: int, seed: int = 1998) -> np.ndarray:
     return np.random.default_rng(seed).choice([-1.0, 1.0], size=(classes, units)).astype("float32")
 
 
-def modern_features(x, arch):
-    for i, filters in enumerate(arch["conv"]):
-        x = layers.Conv2D(filters, arch["kernel"], activation=arch["activation"], name=f"conv{i + 1}")(x)
-        pool = layers.MaxPooling2D if arch["pool"] == "max" else layers.AveragePooling2D
+def modern_features(x, arch: LeNetModernArch):
+    pool = layers.MaxPooling2D if arch.pool == "max" else layers.AveragePooling2D
+    for i, filters in enumerate(arch.conv):
+        x = layers.Conv2D(filters, arch.kernel, activation=arch.activation, name=f"conv{i + 1}")(x)
         x = pool(2, name=f"pool{i + 1}")(x)
     return x
 
 
-def original_features(x, arch):
-    x = layers.Conv2D(arch["c1"], 5, activation=scaled_tanh, name="C1")(x)
+def original_features(x, arch: LeNetOriginalArch):
+    x = layers.Conv2D(arch.c1, 5, activation=scaled_tanh, name="C1")(x)
     x = layers.Activation(scaled_tanh, name="S2_squash")(TrainableSubsampling(name="S2")(x))
-    x = layers.Activation(scaled_tanh, name="C3_squash")(PartialConv2D(arch["c3_table"], 5, name="C3")(x))
+    x = layers.Activation(scaled_tanh, name="C3_squash")(PartialConv2D(arch.c3_table, 5, name="C3")(x))
     x = layers.Activation(scaled_tanh, name="S4_squash")(TrainableSubsampling(name="S4")(x))
-    return layers.Conv2D(arch["c5"], 5, activation=scaled_tanh, name="C5")(x)
+    return layers.Conv2D(arch.c5, 5, activation=scaled_tanh, name="C5")(x)
 
 
-def build(arch, *, default_size, min_size, channels, include_top=True, weights=None, input_tensor=None,
-          input_shape=None, pooling=None, classes=10, classifier_activation="softmax", name="lenet5"):
-    common.check_head_args(weights, pooling, classes, classifier_activation, name)
-    image, inputs = common.resolve_input(input_tensor, input_shape, default_size=default_size,
-                                         min_size=min_size, channels=channels, model_name=name)
-    if arch["variant"] == "modern":
-        x = modern_features(image, arch)
-        x = common.dense_head(x, arch["dense"], include_top=include_top, pooling=pooling, classes=classes,
-                              classifier_activation=classifier_activation, activation=arch["activation"])
-    elif arch["variant"] == "original":
-        x = original_features(image, arch)
-        if include_top:
-            x = layers.Flatten(name="flatten")(x)
-            x = layers.Dense(arch["f6"], activation=scaled_tanh, name="F6")(x)
-            x = EuclideanRBF(rbf_prototypes(classes, arch["f6"]), name="RBF")(x)
-            x = layers.Activation(classifier_activation, dtype=common.prediction_dtype(), name="predictions")(x)
-        else:
-            x = common.pool_features(x, pooling)
-    else:
-        raise ValueError(f"{name}: arch.variant must be 'modern' or 'original', got {arch['variant']!r}")
-    return common.finalize(inputs, x, name=name, weights=weights)
+def body(x, arch: LeNetArch, head: Head):
+    return modern_features(x, arch) if arch.variant == "modern" else original_features(x, arch)
+
+
+def rbf_head(x, arch: LeNetOriginalArch, head: Head):
+    """F6 (scaled tanh) and the Euclidean RBF output units; softmax over their negated penalties (eq. 9)."""
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(arch.f6, activation=scaled_tanh, name="F6")(x)
+    x = EuclideanRBF(rbf_prototypes(head.classes, arch.f6), name="RBF")(x)
+    return layers.Activation(head.classifier_activation, dtype=common.prediction_dtype(), name="predictions")(x)
+
+
+def classifier(x, arch: LeNetArch, head: Head):
+    if not head.include_top:
+        return common.pool_features(x, head.pooling)
+    if arch.variant == "original":
+        return rbf_head(x, arch, head)
+    return common.dense_head(x, arch.dense, include_top=True, pooling=head.pooling, classes=head.classes,
+                             classifier_activation=head.classifier_activation, activation=arch.activation)
+
+
+def stages(arch: LeNetArch) -> tuple[Stage, ...]:
+    """The two subsampled maps (after S2 and S4, or after pool1 and pool2)."""
+    if arch.variant == "original":
+        return (Stage("S2_squash", 2), Stage("S4_squash", 4))
+    return tuple(Stage(f"pool{i + 1}", 2 ** (i + 1)) for i in range(len(arch.conv)))
+
+
+FAMILY = Family("lenet", LeNetArch, body=body, head=classifier, stages=stages)

@@ -24,28 +24,14 @@ predictions), so keras' ResNet50/101/152 weights map onto ours by name (zoo.weig
 
 from __future__ import annotations
 
-import sys
-
 import keras
 from keras import layers, ops
 
+from ..archs import ResNetArch
 from . import common
+from .family import DEEP_GRAPH_RECURSION_LIMIT, Family, Stage, allow_deep_graphs, pooled_head  # noqa: F401
 
-STEMS = ("imagenet", "cifar")
-BLOCKS = ("basic", "bottleneck")
-SHORTCUTS = ("projection", "zero_pad")
-ARCH_KEYS = {"stem", "block", "depths", "widths", "expansion", "shortcut", "stride_in_1x1"}
-
-# Keras builds and deserializes a functional graph by recursing along its longest path, a frame or more per layer;
-# ResNet-1202 has 4,210 layers in sequence, beyond Python's default limit of 1,000 frames. 20,000 is enough to
-# build, save and load it (checked with Python 3.11 and the default 8 MB stack).
-DEEP_GRAPH_RECURSION_LIMIT = 20_000
-DEEP_GRAPH_BLOCKS = 100  # nets with more residual blocks than this raise the limit (ResNet-152 has 50)
-
-
-def allow_deep_graphs() -> None:
-    if sys.getrecursionlimit() < DEEP_GRAPH_RECURSION_LIMIT:
-        sys.setrecursionlimit(DEEP_GRAPH_RECURSION_LIMIT)
+DEEP_GRAPH_BLOCKS = 100  # nets with more residual blocks than this raise the recursion limit (ResNet-152: 50)
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -139,45 +125,38 @@ def stem(x, kind: str, filters: int):
     return common.conv_bn(x, filters, 3, name="conv1")
 
 
-def stage(x, arch, index: int, shortcut_kind: str):
+def stage(x, arch: ResNetArch, index: int):
     """Stage `index` (0-based) of `depths[index]` blocks, named conv{index + 2}_block{j} as keras does."""
-    width, name = arch["widths"][index], f"conv{index + 2}"
-    for j in range(arch["depths"][index]):
+    width, name = arch.widths[index], f"conv{index + 2}"
+    for j in range(arch.depths[index]):
         strides = 2 if index > 0 and j == 0 else 1
         block_name = f"{name}_block{j + 1}"
-        if arch["block"] == "basic":
-            x = basic_block(x, width, strides=strides, shortcut_kind=shortcut_kind, name=block_name)
+        if arch.block == "basic":
+            x = basic_block(x, width, strides=strides, shortcut_kind=arch.shortcut, name=block_name)
         else:
-            x = bottleneck_block(x, width, strides=strides, shortcut_kind=shortcut_kind,
-                                 expansion=arch.get("expansion", 4),
-                                 stride_in_1x1=arch.get("stride_in_1x1", True), name=block_name)
+            x = bottleneck_block(x, width, strides=strides, shortcut_kind=arch.shortcut, expansion=arch.expansion,
+                                 stride_in_1x1=arch.stride_in_1x1, name=block_name)
     return x
 
 
-def check_arch(arch, name: str) -> None:
-    unknown = set(arch) - ARCH_KEYS
-    if unknown:
-        raise ValueError(f"{name}: unknown arch key {sorted(unknown)[0]!r} (known: {', '.join(sorted(ARCH_KEYS))})")
-    for key, allowed in (("stem", STEMS), ("block", BLOCKS), ("shortcut", SHORTCUTS)):
-        if arch.get(key, allowed[0]) not in allowed:
-            raise ValueError(f"{name}: arch.{key} must be one of {', '.join(allowed)}, got {arch[key]!r}")
-    depths, widths = arch.get("depths"), arch.get("widths")
-    if not depths or not widths or len(depths) != len(widths) or min(depths) < 1 or min(widths) < 1:
-        raise ValueError(f"{name}: arch.depths and arch.widths must be equally long lists of positive numbers, "
-                         f"got {depths} and {widths}")
+def body(x, arch: ResNetArch, head):
+    x = stem(x, arch.stem, arch.widths[0])
+    for index in range(len(arch.depths)):
+        x = stage(x, arch, index)
+    return x
 
 
-def build(arch, *, default_size, min_size, channels, include_top=True, weights=None, input_tensor=None,
-          input_shape=None, pooling=None, classes=1000, classifier_activation="softmax", name="resnet"):
-    check_arch(arch, name)
-    common.check_head_args(weights, pooling, classes, classifier_activation, name)
-    image, inputs = common.resolve_input(input_tensor, input_shape, default_size=default_size,
-                                         min_size=min_size, channels=channels, model_name=name)
-    if sum(arch["depths"]) > DEEP_GRAPH_BLOCKS:
-        allow_deep_graphs()
-    x = stem(image, arch["stem"], arch["widths"][0])
-    for index in range(len(arch["depths"])):
-        x = stage(x, arch, index, arch.get("shortcut", "projection"))
-    x = common.pooled_head(x, include_top=include_top, pooling=pooling, classes=classes,
-                           classifier_activation=classifier_activation)
-    return common.finalize(inputs, x, name=name, weights=weights)
+def stages(arch: ResNetArch) -> tuple[Stage, ...]:
+    """Each stage's last block, after the ImageNet stem's ReLU (stride 2; its max pool brings the first stage to
+    stride 4). The CIFAR stem keeps the resolution, so its output is no stage of its own."""
+    if arch.stem == "cifar":
+        return tuple(Stage(f"conv{i + 2}_block{depth}_out", 2 ** i) for i, depth in enumerate(arch.depths))
+    blocks = [Stage(f"conv{i + 2}_block{depth}_out", 4 * 2 ** i) for i, depth in enumerate(arch.depths)]
+    return (Stage("conv1_relu", 2), *blocks)
+
+
+def deep_graph(arch: ResNetArch) -> bool:
+    return sum(arch.depths) > DEEP_GRAPH_BLOCKS
+
+
+FAMILY = Family("resnet", ResNetArch, body=body, head=pooled_head, stages=stages, deep_graph=deep_graph)

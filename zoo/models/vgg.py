@@ -14,7 +14,9 @@ from __future__ import annotations
 
 from keras import layers
 
+from ..archs import VGGArch
 from . import common
+from .family import Family, Head, Stage
 
 TORCH_BN_EPSILON = 1e-5  # torchvision's BatchNorm2d default: its vgg*_bn statistics map over unchanged
 
@@ -34,17 +36,23 @@ def stage(x, filters: int, depth: int, index: int, batch_norm: bool):
     return layers.MaxPooling2D(2, strides=2, name=f"block{index}_pool")(x)
 
 
-def build(arch, *, default_size, min_size, channels, include_top=True, weights=None, input_tensor=None,
-          input_shape=None, pooling=None, classes=1000, classifier_activation="softmax", name="vgg16"):
-    common.check_head_args(weights, pooling, classes, classifier_activation, name)
-    if len(arch["depths"]) != len(arch["widths"]):
-        raise ValueError(f"{name}: arch.depths and arch.widths must have one entry per stage, got "
-                         f"{len(arch['depths'])} and {len(arch['widths'])}")
-    image, inputs = common.resolve_input(input_tensor, input_shape, default_size=default_size,
-                                         min_size=min_size, channels=channels, model_name=name)
-    x = image
-    for index, (depth, width) in enumerate(zip(arch["depths"], arch["widths"]), start=1):
-        x = stage(x, width, depth, index, arch.get("batch_norm", False))
-    x = common.dense_head(x, arch["dense"], include_top=include_top, pooling=pooling, classes=classes,
-                          classifier_activation=classifier_activation, dropout=arch.get("dropout", 0.0))
-    return common.finalize(inputs, x, name=name, weights=weights)
+def body(x, arch: VGGArch, head: Head):
+    for index, (depth, width) in enumerate(zip(arch.depths, arch.widths), start=1):
+        x = stage(x, width, depth, index, arch.batch_norm)
+    return x
+
+
+def classifier(x, arch: VGGArch, head: Head):
+    """fc 4096 - fc 4096 - classes, dropout after each hidden layer (keras names fc1, fc2, predictions)."""
+    return common.dense_head(x, arch.dense, include_top=head.include_top, pooling=head.pooling,
+                             classes=head.classes, classifier_activation=head.classifier_activation,
+                             dropout=arch.dropout)
+
+
+def stages(arch: VGGArch) -> tuple[Stage, ...]:
+    """The last conv unit of each stage, before its max pool (timm's VGG feature points)."""
+    last = "_relu" if arch.batch_norm else ""
+    return tuple(Stage(f"block{i}_conv{depth}{last}", 2 ** (i - 1)) for i, depth in enumerate(arch.depths, start=1))
+
+
+FAMILY = Family("vgg", VGGArch, body=body, head=classifier, stages=stages)
