@@ -17,6 +17,7 @@ from typing import Any, Optional
 
 from pydantic import Field, field_validator, model_validator
 
+from . import archs
 from .choices import Augment, Interpolation, OptimizerName, ReferenceSource, ResultMetric, ScheduleKind, ScheduleUnit
 from .errors import ZooError
 from .schema import Strict, cached_by_mtime, load_yaml, validate
@@ -107,7 +108,7 @@ class Spec(Strict):
 
     name: str
     family: str
-    arch: dict[str, Any]
+    arch: archs.Arch = Field(description="the architecture as data, typed by the family's schema (zoo/archs.py)")
     input: InputSpec
     classes: int = Field(gt=0)
     params: int = Field(ge=0, description="exact trainable parameter count at the default input and classes")
@@ -125,6 +126,21 @@ class Spec(Strict):
     group: Optional[str] = Field(None, description="the family's group (regime) whose facts the entry takes")
     keras_twin: Optional[str] = Field(None, pattern=r"^[A-Z][A-Za-z0-9]*$", description=(
         "the keras.applications constructor with the same layers and layer names (its weights import by name)"))
+
+    @field_validator("family")
+    @classmethod
+    def _family_has_an_arch_schema(cls, family: str) -> str:
+        if family not in archs.SCHEMAS:
+            raise archs.invalid(f"unknown family {family!r} (known: {', '.join(sorted(archs.SCHEMAS))})")
+        return family
+
+    @field_validator("arch", mode="before")
+    @classmethod
+    def _arch_of_the_family(cls, arch, info):
+        # The family picks the schema (the union's discriminator lives beside the arch, not in it); an error
+        # keeps its place in the arch: "field 'arch.depths': ...". Unknown family: reported on 'family' above.
+        family = info.data.get("family")
+        return archs.parse_arch(family, arch) if family in archs.SCHEMAS else arch
 
     def recipe_for(self, dataset: Optional[str] = None) -> str:
         """The recipe for `dataset` (default: the entry's own): an exact `recipes` key, else the first key that

@@ -3,7 +3,6 @@ weight decay, the loss and metrics. (The input streams are inputs.py.)"""
 
 from __future__ import annotations
 
-import inspect
 from typing import Optional
 
 import keras
@@ -29,39 +28,36 @@ def build_model(config: RunConfig, recipe: Recipe, *, channels: int, for_trainin
     """The registry model at the run's input and classes, returning logits (the softmax is folded into the loss,
     which is the numerically stable form); with the auxiliary heads when the recipe trains them."""
     import zoo
+    from ..models import family_of
 
     spec = registry_module.get_spec(config.model)
+    family = family_of(spec)
     kwargs = dict(input_shape=(config.image_size, config.image_size, channels), classes=config.classes,
                   classifier_activation=None)
     if for_training and uses_aux(recipe):
+        if not family.has_option("aux_logits"):
+            raise TrainError(f"recipe {recipe.name!r} trains auxiliary classifiers (aux_weight "
+                             f"{recipe.aux_weight:g}), but {spec.name} has none")
         kwargs["aux_logits"] = True
     if recipe.dropout is not None:
-        # A builder with a `dropout` option (DenseNet) takes the recipe's; elsewhere dropout is part of the
+        # A family with a `dropout` option (DenseNet) takes the recipe's; elsewhere dropout is part of the
         # architecture (VGG's fc layers, GoogLeNet's head) and the recipe's value only restates the paper's.
-        builder = registry_module.registry().builder(spec.family)
-        if "dropout" in inspect.signature(builder).parameters:
+        fixed = getattr(spec.arch, "dropout", recipe.dropout)
+        if family.has_option("dropout"):
             kwargs["dropout"] = recipe.dropout
-        elif spec.arch.get("dropout", recipe.dropout) != recipe.dropout:
+        elif fixed != recipe.dropout:
             raise TrainError(f"recipe {recipe.name!r} sets dropout {recipe.dropout:g}, but {spec.name}'s "
-                             f"architecture fixes it at {spec.arch['dropout']:g}")
-    try:
-        return zoo.build(spec.name, **kwargs)
-    except TypeError as e:
-        if "aux_logits" in str(e):
-            raise TrainError(f"recipe {recipe.name!r} trains auxiliary classifiers (aux_weight "
-                             f"{recipe.aux_weight:g}), but {spec.name} has none") from None
-        raise
+                             f"architecture fixes it at {fixed:g}")
+    return zoo.build(spec.name, **kwargs)
 
 
 def inference_model(model, config: RunConfig, recipe: Recipe):
     """The model to evaluate and save: without auxiliary heads (GoogLeNet drops them after training)."""
     if not uses_aux(recipe):
         return model
-    from importlib import import_module
+    from ..models import family_of
 
-    spec = registry_module.get_spec(config.model)
-    family = import_module(registry_module.registry().families[spec.family].builder.split(":")[0])
-    return family.inference_model(model)
+    return family_of(registry_module.get_spec(config.model)).inference_model(model)
 
 
 def _add_l2(model, weight_decay: float) -> None:
