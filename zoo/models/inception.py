@@ -5,8 +5,9 @@
 - LRN in the stem, after the first max pool and after the 3x3 conv (Fig. 3);
 - global average pooling, 40% dropout, one linear layer (Table 1);
 - two auxiliary classifiers on inception 4a and 4d (sec. 5): avg pool 5x5/3, 1x1 conv 128, FC 1024, dropout 0.7,
-  FC classes. They exist only for training: `build(..., aux_logits=True)` returns a model whose outputs are
-  [predictions, aux1_predictions, aux2_predictions]; `inference_model` drops them, keeping the trained layers.
+  FC classes. They exist only for training: `zoo.build("googlenet", aux_logits=True)` returns a model whose outputs
+  are [predictions, aux1_predictions, aux2_predictions]; `inference_model` (the family's inference model) drops
+  them, keeping the trained layers.
 
 Paddings: conv1 pads 3 like the reference Caffe/torchvision ports; max pools use 'same' padding, which at 224
 input equals Caffe's ceil-mode pooling and gives Table 1's 112-56-28-14-7 maps.
@@ -57,8 +58,8 @@ def aux_classifier(x, aux: AuxHeads, head: Head, name: str, where: str, stride: 
     height, width = x.shape[1:3]
     if any(side is not None and side < aux.pool for side in (height, width)):
         smallest = stride * (aux.pool - 1) + 1
-        raise ValueError(f"{head.model_name}: aux_logits=True needs a {aux.pool}x{aux.pool} map after inception {where}, got "
-                         f"{height}x{width}; use an input of at least {smallest}x{smallest}")
+        raise ValueError(f"{head.model_name}: aux_logits=True needs a {aux.pool}x{aux.pool} map after inception "
+                         f"{where}, got {height}x{width}; use an input of at least {smallest}x{smallest}")
     x = layers.AveragePooling2D(aux.pool, strides=aux.stride, name=f"{name}_avg_pool")(x)
     x = conv(x, aux.conv, 1, f"{name}_conv")
     x = layers.Flatten(name=f"{name}_flatten")(x)
