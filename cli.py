@@ -122,7 +122,7 @@ def info(name, as_json):
     facts.add_row("MACs", f"{formatting.integer(spec.macs)} ({formatting.gmacs(spec.macs)} G) per image")
     if spec.depth:
         facts.add_row("depth", str(spec.depth))
-    facts.add_row("arch", json.dumps(spec.arch, separators=(", ", ": ")))
+    facts.add_row("arch", json.dumps(spec.arch.model_dump(exclude_unset=True), separators=(", ", ": ")))
     evals = spec.eval.model_dump(exclude_none=True)
     facts.add_row("eval", ", ".join(f"{k}={v}" for k, v in evals.items()) or "dataset defaults")
     facts.add_row("dataset", spec.dataset)

@@ -76,7 +76,7 @@ def show(records) -> None:
 @click.option("--warmup", type=click.IntRange(min=0), default=3, show_default=True, help="Untimed steps first.")
 @click.option("--iters", type=click.IntRange(min=1), default=10, show_default=True, help="Timed steps.")
 @click.option("--compare-keras", is_flag=True,
-              help="Also time the keras.applications twin (VGG16/19, ResNet50/101/152, DenseNet121/169/201), "
+              help="Also time the keras.applications twin (the registry's `keras_twin`: `zoo info NAME`), "
                    "interleaved with ours, and print our/their images/s ratio.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the records as JSON.")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Write the records as CSV.")

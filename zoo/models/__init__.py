@@ -23,7 +23,11 @@ def build(name: str, **kwargs):
     input_tensor, input_shape, pooling, classes, classifier_activation, name; plus the family's options
     (`family_of(name).options`, e.g. `aux_logits` for GoogLeNet, `dropout` for DenseNet).
     """
-    spec = registry().get(name)
+    return build_spec(registry().get(name), **kwargs)
+
+
+def build_spec(spec, **kwargs):
+    """`build` for a Spec already in hand (the harness passes the one it resolved; no second look-up)."""
     options = {"classes": spec.classes, "name": spec.name, **spec.builder_kwargs, **kwargs}
     return family_of(spec).build(spec.arch, spec.input, **options)
 

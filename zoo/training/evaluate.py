@@ -87,7 +87,7 @@ def evaluate(name: str, weights, dataset: Optional[str] = None, split: Optional[
     if config.xla is None:
         config.xla = devices.default_xla()
     with devices.dtype_policy(config.precision):
-        model = setup.build_model(config, run.recipe, channels=run.channels, for_training=False)
+        model = setup.build_model(run, for_training=False)
         from ..models.common import load_weights
 
         load_weights(model, weights)

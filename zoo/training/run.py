@@ -229,7 +229,7 @@ def _build(run: Run, strategy_obj, checkpoint_weights: Optional[Path]):
     config, rec = run.config, run.recipe
     keras.utils.set_random_seed(config.seed)  # weight initialisation
     with devices.dtype_policy(config.precision), strategy_obj.scope():
-        model = setup.build_model(config, rec, channels=run.channels)
+        model = setup.build_model(run)
         optimizer = setup.make_optimizer(config, rec, model)
         setup.compile_model(model, config, rec, optimizer)
         devices.patch_multi_worker_build(model, strategy_obj)
@@ -255,7 +255,7 @@ def _test(model, run: Run, strategy_obj):
 
     config, rec = run.config, run.recipe
     with strategy_obj.scope():
-        final = setup.inference_model(model, config, rec)
+        final = setup.inference_model(model, run)
         if final is not model:
             setup.compile_model(final, config, rec, training=False)
             devices.patch_multi_worker_build(final, strategy_obj)

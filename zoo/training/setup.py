@@ -7,10 +7,9 @@ from typing import Optional
 
 import keras
 
-from .. import registry as registry_module
 from ..registry import Recipe
 from . import schedules
-from .config import RunConfig, TrainError
+from .config import Run, RunConfig, TrainError
 
 __all__ = ["uses_aux", "build_model", "inference_model", "make_optimizer", "compile_model", "soft_labels"]
 
@@ -24,15 +23,15 @@ def soft_labels(recipe: Recipe) -> bool:
     return bool(recipe.mixup or recipe.cutmix or recipe.label_smoothing)
 
 
-def build_model(config: RunConfig, recipe: Recipe, *, channels: int, for_training: bool = True):
-    """The registry model at the run's input and classes, returning logits (the softmax is folded into the loss,
-    which is the numerically stable form); with the auxiliary heads when the recipe trains them."""
-    import zoo
-    from ..models import family_of
+def build_model(run: Run, *, for_training: bool = True):
+    """The run's model at its input and classes, returning logits (the softmax is folded into the loss, which is
+    the numerically stable form); with the auxiliary heads when the recipe trains them. The family contract says
+    which options the model has."""
+    from ..models import build_spec, family_of
 
-    spec = registry_module.get_spec(config.model)
+    config, recipe, spec = run.config, run.recipe, run.spec
     family = family_of(spec)
-    kwargs = dict(input_shape=(config.image_size, config.image_size, channels), classes=config.classes,
+    kwargs = dict(input_shape=(config.image_size, config.image_size, run.channels), classes=config.classes,
                   classifier_activation=None)
     if for_training and uses_aux(recipe):
         if not family.has_option("aux_logits"):
@@ -48,16 +47,16 @@ def build_model(config: RunConfig, recipe: Recipe, *, channels: int, for_trainin
         elif fixed != recipe.dropout:
             raise TrainError(f"recipe {recipe.name!r} sets dropout {recipe.dropout:g}, but {spec.name}'s "
                              f"architecture fixes it at {fixed:g}")
-    return zoo.build(spec.name, **kwargs)
+    return build_spec(spec, **kwargs)
 
 
-def inference_model(model, config: RunConfig, recipe: Recipe):
+def inference_model(model, run: Run):
     """The model to evaluate and save: without auxiliary heads (GoogLeNet drops them after training)."""
-    if not uses_aux(recipe):
+    if not uses_aux(run.recipe):
         return model
     from ..models import family_of
 
-    return family_of(registry_module.get_spec(config.model)).inference_model(model)
+    return family_of(run.spec).inference_model(model)
 
 
 def _add_l2(model, weight_decay: float) -> None:
