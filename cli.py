@@ -16,6 +16,7 @@ import sys
 import click
 
 import zoo
+import zoo.errors
 import zoo.registry as registry_module
 from zoo import formatting
 
@@ -143,6 +144,7 @@ def info(name, as_json):
 
 
 def parse_shape(value):
+    """--input-shape H,W,C (or HxWxC): three positive whole numbers."""
     if value is None:
         return None
     try:
@@ -151,20 +153,22 @@ def parse_shape(value):
         raise click.BadParameter(f"expected H,W,C such as 224,224,3, got {value!r}") from None
     if len(shape) != 3:
         raise click.BadParameter(f"expected three numbers H,W,C, got {value!r}")
+    if min(shape) < 1:
+        raise click.BadParameter(f"every side must be positive (H,W,C such as 224,224,3), got {value!r}")
     return shape
 
 
 @cli.command()
 @click.argument("name")
 @click.option("--input-shape", help="H,W,C (default: the registry's input size).")
-@click.option("--classes", type=int, help="Number of classes (default: the registry's).")
+@click.option("--classes", type=click.IntRange(min=1), help="Number of classes (default: the registry's).")
 def summary(name, input_shape, classes):
     """Build NAME and print the Keras layer summary, its parameter count and MACs."""
     spec = registry_module.get_spec(name)
     kwargs = {}
     if input_shape:
         kwargs["input_shape"] = parse_shape(input_shape)
-    if classes:
+    if classes is not None:
         kwargs["classes"] = classes
     model = zoo.build(spec.name, **kwargs)
     model.summary(line_length=110, print_fn=lambda line, **_: click.echo(line))
@@ -188,8 +192,13 @@ register_area_commands(cli)
 
 
 def one_line(error: BaseException) -> str:
+    """The error's message as one line: its first line (a message ending in a colon keeps the line after it, so
+    the reason is not cut off), prefixed with the exception's type unless it is one of ours or an OS error."""
     text = str(error).strip() or type(error).__name__
-    first = text.splitlines()[0]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    first = lines[0]
+    if first.endswith(":") and len(lines) > 1:
+        first = f"{first} {lines[1]}"
     known = isinstance(error, (zoo.ZooError, ValueError, FileNotFoundError, KeyError, OSError))
     return first if known else f"{type(error).__name__}: {first}"
 
@@ -200,15 +209,18 @@ LIGHT_COMMANDS = {"list", "info", "datasets", "table", "plot", None}
 
 
 def import_tensorflow_quietly() -> None:
-    stderr_fd = sys.stderr.fileno()
-    saved = os.dup(stderr_fd)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), stderr_fd)
-            import tensorflow  # noqa: F401
-    finally:
-        os.dup2(saved, stderr_fd)
-        os.close(saved)
+    """Import TensorFlow and make its first device query with stderr's descriptor silenced: the import prints
+    oneDNN and CUDA-stub lines, the first query 'failed call to cuInit' on a machine without a GPU; TF caches
+    the answer, so later queries print nothing."""
+    from zoo.io import quiet_stderr
+
+    with quiet_stderr():
+        import tensorflow as tf
+
+        try:
+            tf.config.list_physical_devices("GPU")
+        except Exception:  # noqa: BLE001 - a broken driver: the command's own device query reports it
+            pass
 
 
 def main(argv=None) -> int:
@@ -230,6 +242,9 @@ def main(argv=None) -> int:
         return e.exit_code
     except click.ClickException as e:
         e.show()
+        return e.exit_code
+    except zoo.errors.Interrupted as e:  # SIGTERM/SIGINT during a run: what is kept and how to continue
+        click.echo(f"zoo: {e}", err=True)
         return e.exit_code
     except KeyboardInterrupt:
         click.echo("zoo: interrupted", err=True)

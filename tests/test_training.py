@@ -85,8 +85,8 @@ def test_output_dir_with_another_run_is_refused(lenet_run, capsys):
     code, _, err = zoo_cli(capsys, "train", "lenet5", "--output", out, "--epochs", 1, "--steps-per-epoch", 12,
                            "--no-xla")
     assert code == 1 and "already holds this run, finished" in err
-    code, _, err = zoo_cli(capsys, "train", "lenet5", "--output", out, "--resume")
-    assert code == 1 and "has already finished" in err
+    code, _, err = zoo_cli(capsys, "train", "lenet5", "--output", out, "--resume", "--results", store)
+    assert code == 1 and "has already finished; its record is in" in err
 
 
 def test_resume_needs_a_checkpoint(lenet_run, tmp_path, capsys):
@@ -135,17 +135,17 @@ def test_resume_after_sigkill(tmp_path):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     state_path = out / "checkpoint" / "state.json"
-    deadline = time.monotonic() + 180
-    while not state_path.exists():
-        assert first.poll() is None, first.stdout.read()
-        assert time.monotonic() < deadline, "no checkpoint within 180 s"
-        time.sleep(0.05)
+    first_log = []
+    for line in first.stdout:  # the first epoch's line is printed once its checkpoint is committed
+        first_log.append(line)
+        if line.startswith("epoch "):
+            break
     first.send_signal(signal.SIGKILL)
-    first_log = first.communicate()[0]
-    finished_before_kill = [line for line in first_log.splitlines() if line.startswith("epoch ")]
-    assert finished_before_kill and not (out / "metrics.json").exists()
+    first_log += first.communicate(timeout=60)[0].splitlines(keepends=True)
+    finished_before_kill = [line for line in first_log if line.startswith("epoch ")]
+    assert finished_before_kill and not (out / "metrics.json").exists(), "".join(first_log)
     checkpointed = json.loads(state_path.read_text())["epoch"]
-    assert checkpointed == len(finished_before_kill) < 4  # every finished epoch was checkpointed; killed mid-run
+    assert len(finished_before_kill) <= checkpointed < 4  # every printed epoch was checkpointed; killed mid-run
 
     second = subprocess.run(command + ["--resume"], capture_output=True, text=True, env=env, timeout=240)
     assert second.returncode == 0, second.stdout + second.stderr

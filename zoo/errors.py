@@ -12,3 +12,17 @@ class ZooError(Exception):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else self.__class__.__name__
+
+
+class Interrupted(KeyboardInterrupt):
+    """A run stopped by SIGINT or SIGTERM. A KeyboardInterrupt (not an Exception), so no `except Exception` in
+    between swallows it; the CLI prints its message as one line and exits with 128 + the signal number (130,
+    143), as shells report a process killed by that signal."""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.signum = signum
+        self.exit_code = 128 + signum
+
+    def __str__(self) -> str:
+        return str(self.args[0])

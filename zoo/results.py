@@ -12,11 +12,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
+
+from .io import write_json_atomic, write_text_atomic  # noqa: F401 - re-exported: their historic home
 
 __all__ = ["RunRecord", "FIELDS", "store_dir", "save", "load", "write_json_atomic", "write_text_atomic"]
 
@@ -59,6 +60,7 @@ class RunRecord:
     status: str = "finished"
     eval_split: Optional[str] = None
     train_split: Optional[str] = None
+    notes: Optional[list] = None  # the config's notes: a fallback image size, a clamp, an --lr set on --resume
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -72,30 +74,6 @@ def store_dir(store: str | os.PathLike | None = None) -> Path:
     """The results folder: `store`, else $ZOO_RESULTS_DIR, else ~/.zoo/results."""
     chosen = store or os.environ.get("ZOO_RESULTS_DIR") or Path.home() / ".zoo" / "results"
     return Path(chosen).expanduser()
-
-
-def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
-    """Write `text` to `path` so that readers see the old file or the whole new one, never a part: a temporary
-    file in the same folder (same file system), flushed to disk, then renamed over the target."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
-def write_json_atomic(path: str | os.PathLike, data: Any) -> Path:
-    """`data` as indented JSON, written atomically (see write_text_atomic)."""
-    return write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
 
 
 def save(record: dict | RunRecord, store: str | os.PathLike | None = None) -> Path:

@@ -11,22 +11,26 @@ from ..training.options import click_options
 @click.argument("name")
 @click_options
 @click.option("--output", type=click.Path(file_okay=False), help="Run folder (default runs/<model>-<dataset>-<time>).")
-@click.option("--resume", is_flag=True, help="Continue the interrupted run in --output (or the newest in runs/).")
+@click.option("--resume", is_flag=True, help="Continue the interrupted run in --output (or the newest in runs/); a "
+              "finished run whose record is missing from the results store gets it.")
+@click.option("--force", is_flag=True, help="Write the run into an --output folder that holds other files (no run).")
 @click.option("--results", type=click.Path(file_okay=False),
               help="Results store (default $ZOO_RESULTS_DIR, else ~/.zoo/results).")
 @click.option("--no-record", is_flag=True, help="Do not add the run to the results store.")
 @click.option("-q", "--quiet", is_flag=True, help="Only the final summary.")
-def train(name, output, resume, results, no_record, quiet, **options):
+def train(name, output, resume, force, results, no_record, quiet, **options):
     """Train NAME with its registry recipe; prints progress and a summary beside the published number.
 
     With only NAME it trains on the embedded Fashion-MNIST sample (no data to prepare). Each run writes config.json,
     history.csv, tensorboard/, per-epoch checkpoints and metrics.json to its folder, and one record to the results
-    store. A NaN/inf loss stops it (exit code 3), keeping the last good checkpoint.
+    store. A NaN/inf loss stops it (exit code 3), keeping the last good checkpoint (--resume --lr X continues it
+    with a lower learning rate). The folder is locked while the run trains; SIGTERM and Ctrl-C stop it with the
+    last checkpoint kept (exit 143, 130).
 
     The training options (--dataset ... --data-dir) are zoo.training.RunOptions' fields."""
     from ..training import run
 
-    result = run.train(name, output=output, resume=resume, results=results, record=not no_record,
+    result = run.train(name, output=output, resume=resume, force=force, results=results, record=not no_record,
                        verbose=not quiet, echo=click.echo, **options)
     if quiet:
         for line in run.summary_lines(result):
@@ -39,9 +43,10 @@ def train(name, output, resume, results, no_record, quiet, **options):
               help="A .weights.h5 (a run's model.weights.h5) or .keras file.")
 @click.option("--dataset", help="Dataset (default: the run's, else the model's).")
 @click.option("--split", help="Split (default: the dataset's evaluation split, e.g. test).")
-@click.option("--batch-size", type=int, help="Batch size (default: the recipe's).")
-@click.option("--image-size", type=int, help="Input side (default: the run's, else the recipe's or the model's).")
-@click.option("--limit", type=int, help="Only the first N images of the split.")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Batch size (default: the recipe's).")
+@click.option("--image-size", type=click.IntRange(min=1),
+              help="Input side (default: the run's, else the recipe's or the model's).")
+@click.option("--limit", type=click.IntRange(min=1), help="Only the first N images of the split.")
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Prepared datasets (default $ZOO_DATA_DIR).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def evaluate(name, weights, dataset, split, batch_size, image_size, limit, data_dir, as_json):

@@ -144,13 +144,20 @@ def _peak_lr(recipe: Recipe, batch: int, lr: Optional[float]) -> tuple[float, st
             f"recipe lr {recipe.lr:g} at batch {recipe.batch_size} x {batch}/{recipe.batch_size}")
 
 
-def _steps_per_epoch(examples: int, batch: int, options: RunOptions) -> tuple[int, int]:
-    """(steps per epoch, steps per execution): an epoch is a whole number of executions (Keras runs whole ones)."""
+def _steps_per_epoch(examples: int, batch: int, options: RunOptions) -> tuple[int, int, Optional[str]]:
+    """(steps per epoch, steps per execution, a note): an epoch is a whole number of executions (Keras runs whole
+    ones); more steps per execution than an epoch has would stretch the "epoch" to several passes, so they are
+    clamped to the epoch, with a note."""
     per_execution = options.steps_per_execution or DEFAULTS["steps_per_execution"]
     per_epoch = options.steps_per_epoch or examples // batch
+    note = None
+    if per_execution > per_epoch:
+        note = (f"--steps-per-execution {per_execution} is more than an epoch's {per_epoch} steps: "
+                f"{per_epoch} used")
+        per_execution = per_epoch
     if per_epoch % per_execution:
         per_epoch = -(-per_epoch // per_execution) * per_execution
-    return per_epoch, per_execution
+    return per_epoch, per_execution, note
 
 
 def resolve_run(name: str | Spec, options: Optional[RunOptions] = None) -> "Run":
@@ -172,7 +179,7 @@ def resolve_run(name: str | Spec, options: Optional[RunOptions] = None) -> "Run"
     batch = options.batch_size or rec.batch_size
     if batch > examples:
         raise TrainError(f"batch size {batch} is larger than the {examples} training images of {dataset}")
-    per_epoch, per_execution = _steps_per_epoch(examples, batch, options)
+    per_epoch, per_execution, execution_note = _steps_per_epoch(examples, batch, options)
     run_epochs, total = _length(rec, per_epoch, options.epochs, options.max_steps)
     peak, rule = _peak_lr(rec, batch, options.lr)
 
@@ -187,7 +194,7 @@ def resolve_run(name: str | Spec, options: Optional[RunOptions] = None) -> "Run"
         precision=options.precision or DEFAULTS["precision"],
         xla=DEFAULTS["xla"] if options.xla is None else options.xla, steps_per_execution=per_execution,
         strategy=options.strategy or DEFAULTS["strategy"], data_dir=options.data_dir,
-        notes=[size_note] if size_note else [])
+        notes=[note for note in (size_note, execution_note) if note])
     return Run(config, spec, rec, info)
 
 
@@ -226,19 +233,19 @@ def run_of(config: RunConfig, spec: Optional[Spec] = None) -> Run:
     return Run(config, spec, recipe, catalogue.dataset_info(config.dataset, holdout=recipe.validation))
 
 
-def _differs(saved, asked) -> bool:
+def differs(saved, asked) -> bool:
     if isinstance(asked, float):
         return not math.isclose(asked, saved, rel_tol=1e-9)
     return asked != saved
 
 
-def overrides_conflict(saved: RunConfig, options: RunOptions) -> Optional[str]:
-    """On --resume: the first explicitly given option that identifies a run (RunOptions' MATCH rule) and differs
-    from the saved run's, as 'name: a there, b asked'."""
+def overrides_conflict(saved: RunConfig, options: RunOptions, allowed: tuple[str, ...] = ()) -> Optional[str]:
+    """On --resume: the first explicitly given option that identifies a run (RunOptions' MATCH rule, `allowed`
+    aside) and differs from the saved run's, as 'name: a there, b asked'."""
     for name in RunOptions.on_resume(MATCH):
         asked = getattr(options, name)
         there = getattr(saved, RunOptions.config_field(name))
-        if asked is not None and _differs(there, asked):
+        if name not in allowed and asked is not None and differs(there, asked):
             shown = (f"{there:g} there, {asked:g}" if isinstance(asked, float) else f"{there!r} there, {asked!r}")
             return f"{name} {shown} asked"
     return None

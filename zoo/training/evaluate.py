@@ -16,7 +16,8 @@ from typing import Optional
 from ..registry import get_spec
 from . import config as config_module
 from .config import Run, RunConfig, TrainError
-from .options import RunOptions
+from ..io import quiet_stderr
+from .options import OptionError, RunOptions
 
 __all__ = ["evaluate", "EvalResult"]
 
@@ -65,6 +66,15 @@ def _run(name: str, weights: Path, dataset, recipe, batch_size, data_dir, image_
     return config_module.run_of(config, spec)
 
 
+def _check_counts(**counts) -> None:
+    """`zoo eval`'s counts: None (not given) or a positive whole number; 0 or -1 is a mistake, not 'all'."""
+    for name, value in counts.items():
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise OptionError(f"--{name.replace('_', '-')} must be a positive whole number, got {value!r}")
+
+
 def evaluate(name: str, weights, dataset: Optional[str] = None, split: Optional[str] = None,
              batch_size: Optional[int] = None, data_dir=None, image_size: Optional[int] = None,
              recipe: Optional[str] = None, precision: Optional[str] = None, xla: Optional[bool] = None,
@@ -72,6 +82,7 @@ def evaluate(name: str, weights, dataset: Optional[str] = None, split: Optional[
     """Evaluate registry model `name` with `weights` (.weights.h5 or .keras) on `split` (default: the dataset's
     evaluation split, e.g. test) of `dataset` (default: the run's, else the model's). `limit`: only the first N
     images (a quick check)."""
+    _check_counts(batch_size=batch_size, image_size=image_size, limit=limit)
     weights = Path(weights)
     if not weights.is_file():
         raise TrainError(f"weights file not found: {weights}")
@@ -85,7 +96,8 @@ def evaluate(name: str, weights, dataset: Optional[str] = None, split: Optional[
     from . import devices, inputs, setup
 
     if config.xla is None:
-        config.xla = devices.default_xla()
+        with quiet_stderr():  # the first device query prints CUDA's 'failed call to cuInit' on CPU-only machines
+            config.xla = devices.default_xla()
     with devices.dtype_policy(config.precision):
         model = setup.build_model(run, for_training=False)
         from ..models.common import load_weights

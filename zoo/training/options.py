@@ -49,7 +49,7 @@ class RunOptions(Strict):
     dataset: Optional[str] = _option("Dataset (default: the model's, from the registry).", MATCH)
     recipe: Optional[str] = _option(
         "Training recipe (default: the registry's recipe for the model and dataset).", MATCH)
-    epochs: Optional[float] = _option("Epochs (default: the recipe's).", MATCH, gt=0)
+    epochs: Optional[float] = _option("Epochs (default: the recipe's).", MATCH, gt=0, allow_inf_nan=False)
     max_steps: Optional[int] = _option("Stop after this many optimizer steps (overrides --epochs).", MATCH,
                                        config="total_steps", gt=0)
     steps_per_epoch: Optional[int] = _option(
@@ -57,9 +57,10 @@ class RunOptions(Strict):
     batch_size: Optional[int] = _option(
         "Global batch size (default: the recipe's; its lr scales with it).", MATCH, gt=0)
     lr: Optional[float] = _option(
-        "Peak learning rate, used as given (default: the recipe's, batch-scaled).", MATCH, gt=0)
+        "Peak learning rate, used as given (default: the recipe's, batch-scaled; may change on --resume after a "
+        "divergence).", MATCH, gt=0, allow_inf_nan=False)
     seed: Optional[int] = _option(
-        "Random seed for initialisation, data order and augmentation (default 0).", MATCH)
+        "Random seed for initialisation, data order and augmentation (default 0).", MATCH, ge=0, lt=2**31)
     precision: Optional[Precision] = _option("Keras dtype policy (default float32).", MATCH)
     xla: Optional[bool] = _option(
         "Compile the train step with XLA (default: on with a GPU, off on a CPU).", REPLACE)
@@ -113,6 +114,12 @@ def _message(err: ValidationError) -> str:
         return f"unknown training option {name!r}"
     if first["type"] == "greater_than":
         return f"{flag(name)} must be positive, got {value}"
+    if first["type"] == "finite_number":
+        return f"{flag(name)} must be a finite number, got {value}"
+    if first["type"] == "greater_than_equal":
+        return f"{flag(name)} must be {first['ctx']['ge']} or more, got {value}"
+    if first["type"] == "less_than":
+        return f"{flag(name)} must be below {first['ctx']['lt']}, got {value}"
     if first["type"] == "literal_error":
         choices = values(_value_type(RunOptions.model_fields[name].annotation))
         return f"{name} must be one of {', '.join(choices)}, got {value!r}"

@@ -5,34 +5,40 @@
     result = zoo.train("resnet20", output="runs/r20", resume=True)  # after an interruption
 
 The run: the options (options.py: RunOptions, checked) -> the resolved run (config.py: a `Run` holding the config,
-spec, recipe and dataset facts, looked up once, no TF) -> open the output folder (rundir.py: a different run there, or
---resume without a checkpoint, is a one-line error) -> strategy, model, optimizer under the dtype policy ->
-restore the checkpoint when resuming -> fit (callbacks.py: step limit, non-finite loss, history, checkpoint,
-progress) -> test evaluation of the aux-free model -> final weights, metrics.json, results record (chief only).
+spec, recipe and dataset facts, looked up once, no TF) -> open and lock the output folder (rundir.py: another live
+process there, a different run, a folder of other files, or --resume without a checkpoint, is a one-line error) ->
+strategy, model, optimizer under the dtype policy -> restore the newest checkpoint that loads when resuming -> fit
+(callbacks.py: step limit, non-finite loss, history, checkpoint, progress) -> test evaluation of the aux-free model
+-> final weights, the results record, then metrics.json (chief only). SIGTERM/SIGINT: zoo.errors.Interrupted.
+Every file goes through zoo.io (temporary file, fsync, rename; a full disk is one line naming the file).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import importlib.util
 import math
-import os
-import secrets
+import signal
 import socket
+import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 from .. import results as results_store
+from ..errors import Interrupted
 from ..formatting import duration
+from ..io import WriteError, quiet_stderr, write_json_atomic
 from ..registry import Spec, get_spec
 from ..results import RunRecord
 from . import config as config_module
 from .callbacks import EpochRecorder, Progress, RunState, StepMonitor
 from .config import Run, RunConfig, TrainError
 from .options import REPLACE, RunOptions
-from .rundir import RunDir, default_run_path, latest_run_path
+from .rundir import Checkpoint, RunDir, default_run_path, latest_run_path, new_run_id
 
 __all__ = ["train", "RunResult", "DivergedError", "published", "summary_lines", "epoch_seed"]
 
@@ -100,38 +106,141 @@ def published(model: str | Spec, dataset: str) -> list[dict]:
 # Opening the run: the resolved run and its output folder
 
 
-def _resume(name: str, options: RunOptions, output) -> tuple[Run, RunDir, dict]:
-    """The interrupted run in `output` (or the newest under runs/), its saved config with the REPLACE options
-    given now on top; a different run there (model, or an identifying option) is a one-line error."""
+@dataclass
+class Opened:
+    """The run about to train: resolved, its folder (locked once the process knows it is the chief) and its
+    identity (run_id, start time); `finished` holds the record of a run found already finished by --resume."""
+
+    run: Optional[Run]
+    run_dir: RunDir
+    meta: dict
+    resume: bool
+    force: bool = False
+    finished: Optional[dict] = None
+    lr_override: Optional[str] = None
+
+    def check(self) -> None:
+        """The folder checks, once this process holds the folder's lock (so no other run can slip in between)."""
+        if self.resume:
+            self.run_dir.check_resumable()
+        elif self.run is not None:
+            self.run_dir.check_fresh_start(self.run.config, self.force)
+
+
+def _resume_path(name: str, options: RunOptions, output) -> Path:
     spec = get_spec(name)
     dataset = options.dataset or spec.dataset
     path = Path(output) if output else latest_run_path(spec.name, dataset)
     if path is None:
         raise TrainError(f"--resume: no interrupted run of {spec.name} on {dataset} under runs/; pass --output DIR")
-    run_dir = RunDir(path)
+    return path
+
+
+def _resume(name: str, options: RunOptions, run_dir: RunDir) -> Opened:
+    """The interrupted run in the folder, its saved config with the REPLACE options given now on top (and --lr,
+    after a divergence); a different run there (model, or an identifying option) is a one-line error. A finished
+    run comes back with its record (`finished`), so a record missing from the store can still be written."""
+    spec = get_spec(name)
     saved = run_dir.check_resumable()
     config = RunConfig.from_dict(saved)
+    diverged = run_dir.divergence()
+    allowed = ("lr",) if diverged is not None else ()
     conflict = (f"model {config.model!r} there, {spec.name!r} asked" if config.model != spec.name
-                else config_module.overrides_conflict(config, options))
+                else config_module.overrides_conflict(config, options, allowed))
     if conflict:
-        raise TrainError(f"{path} holds a different run ({conflict}); choose another --output")
+        hint = "; --lr may change on --resume only after the run diverged" if conflict.startswith("lr ") else ""
+        raise TrainError(f"{run_dir.path} holds a different run ({conflict}){hint}; choose another --output")
+    meta = {"run_id": saved["run_id"], "started": saved["started"]}
+    if run_dir.finished():
+        return Opened(None, run_dir, meta, resume=True, finished=run_dir.finished_record())
     for key in RunOptions.on_resume(REPLACE):  # may change between interruption and resumption
         if getattr(options, key) is not None:
             setattr(config, key, getattr(options, key))
-    meta = {"run_id": saved["run_id"], "started": saved["started"]}
-    return config_module.run_of(config, spec), run_dir, meta
+    override = None
+    if diverged is not None and options.lr is not None and config_module.differs(config.lr, options.lr):
+        where = f" at epoch {diverged['epoch']}" if diverged.get("epoch") else ""
+        override = f"--lr {options.lr:g} set on --resume after the divergence{where} (was {config.lr:g})"
+        config.lr, config.lr_rule = options.lr, override
+        config.notes = [*config.notes, override]
+    return Opened(config_module.run_of(config, spec), run_dir, meta, resume=True, lr_override=override)
 
 
-def _start(name: str, options: RunOptions, output) -> tuple[Run, RunDir, dict]:
+def _start(name: str, options: RunOptions, output, force: bool) -> Opened:
     run = config_module.resolve_run(name, options)
     config = run.config
-    path = Path(output) if output else default_run_path(config.model, config.dataset)
-    run_dir = RunDir(path)
-    run_dir.check_fresh_start(config)
-    now = datetime.datetime.now().astimezone()
-    meta = {"run_id": f"{config.model}-{config.dataset}-{now:%Y%m%d-%H%M%S}-{secrets.token_hex(2)}",
-            "started": now.isoformat(timespec="seconds")}
-    return run, run_dir, meta
+    run_id = new_run_id(config.model, config.dataset)
+    if output:
+        run_dir = RunDir(output)
+    else:
+        while True:  # the id's random part makes a clash in the same second unlikely; the exclusive mkdir, impossible
+            try:
+                run_dir = RunDir(default_run_path(run_id))
+                run_dir.created = True
+                break
+            except FileExistsError:
+                run_id = new_run_id(config.model, config.dataset)
+    meta = {"run_id": run_id, "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds")}
+    return Opened(run, run_dir, meta, resume=False, force=force)
+
+
+def _open(name: str, options: RunOptions, output, resume: bool, force: bool) -> Opened:
+    """Resolve the run and its folder. A single process (no TF_CONFIG cluster) takes the folder's lock at once,
+    before any check; in a cluster only the chief writes, and it takes the lock once the strategy names it."""
+    from .devices import cluster_size
+
+    if resume and force:
+        raise TrainError("--resume and --force exclude each other: --resume continues the run in the folder, "
+                         "--force starts a new one in a folder that holds none")
+    single = cluster_size() <= 1
+    if resume:
+        run_dir = RunDir(_resume_path(name, options, output))
+        opened = None
+    else:
+        opened = _start(name, options, output, force)
+        run_dir = opened.run_dir
+    if not single:
+        return opened or _resume(name, options, run_dir)
+    run_dir.lock()
+    try:
+        if opened is None:
+            return _resume(name, options, run_dir)
+        opened.check()
+        return opened
+    except BaseException:
+        run_dir.unlock()
+        raise
+
+
+@contextlib.contextmanager
+def _signals_interrupt(run_dir_of: Callable[[], Optional[RunDir]]):
+    """SIGTERM (schedulers, `docker stop`) ends a run like Ctrl-C: an Interrupted error whose one line says what
+    is kept; the epoch checkpoints are atomic, so whatever the signal cut short is a temporary file."""
+    def on_term(signum, frame):
+        raise Interrupted("terminated", signum)
+
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, on_term) if main_thread else None
+    try:
+        yield
+    except KeyboardInterrupt as e:
+        signum = getattr(e, "signum", signal.SIGINT)
+        raise Interrupted(_interrupted_line(signum, run_dir_of()), signum) from None
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupted_line(signum: int, run_dir: Optional[RunDir]) -> str:
+    """What an interruption leaves, read from the folder (a checkpoint the signal cut short does not count)."""
+    what = f"interrupted by {signal.Signals(signum).name}"
+    if run_dir is None or run_dir.finished():
+        return what
+    try:
+        newest = run_dir.checkpoints()[0].state
+    except TrainError:
+        return f"{what} before the first epoch ended: no checkpoint to resume from in {run_dir.path}"
+    return (f"{what}; the checkpoint of epoch {newest.epoch} (step {newest.step:,}) is kept in "
+            f"{run_dir.checkpoint_dir}: continue with --resume --output {run_dir.path}")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -140,51 +249,71 @@ def _start(name: str, options: RunOptions, output) -> tuple[Run, RunDir, dict]:
 
 def train(name: str, options: Optional[RunOptions] = None, *, output=None, resume: bool = False, results=None,
           record: bool = True, verbose: bool = True, echo: Optional[Callable[[str], None]] = None,
-          **given) -> RunResult:
+          force: bool = False, **given) -> RunResult:
     """Train registry model `name` with its recipe on its dataset; `options` (a RunOptions) and/or keywords
     (any RunOptions field: dataset=, recipe=, epochs=, batch_size=, lr=, ...; None: the recipe's / the measured
-    default) override them. Returns a RunResult; writes the run folder (`output`, default
-    runs/<model>-<dataset>-<time>) and, with `record`, a record in the results store (`results`, else
-    $ZOO_RESULTS_DIR, else ~/.zoo/results). `resume`: continue the interrupted run in `output`."""
+    default) override them. Returns a RunResult; writes the run folder (`output`, default runs/<run id>) and,
+    with `record`, a record in the results store (`results`, else $ZOO_RESULTS_DIR, else ~/.zoo/results).
+    `resume`: continue the interrupted run in `output` (a finished one whose record is missing from the store
+    gets it). `force`: write into an `output` folder that holds files but no run.
+
+    The folder is the run's alone while it trains (an OS lock: another process gets a LockedError naming this
+    one); SIGTERM and SIGINT raise zoo.errors.Interrupted, the last checkpoint kept."""
     process_start = time.perf_counter()
     echo = echo or (lambda line: print(line, flush=True))
     say = echo if verbose else (lambda line: None)
     options = RunOptions.of(options, **given)
-    run, run_dir, meta = (_resume if resume else _start)(name, options, output)
-    config = run.config
+    opened = None
+    with _signals_interrupt(lambda: opened.run_dir if opened else None):
+        opened = _open(name, options, output, resume, force)
+        try:
+            if opened.finished is not None:
+                return _record_finished(opened, results if record else False, say, verbose, echo)
+            return _train(opened, process_start, results if record else False, verbose, echo, say)
+        finally:
+            opened.run_dir.unlock()
 
+
+def _train(opened: Opened, process_start: float, store, verbose: bool, echo, say) -> RunResult:
+    """The run proper, in its opened (and, single-process, locked) folder."""
     import keras
     from . import devices, inputs
 
-    strategy_obj = devices.make_strategy(config.strategy)
+    run, run_dir, meta, resume = opened.run, opened.run_dir, opened.meta, opened.resume
+    config = run.config
+    with quiet_stderr():  # the first device query prints CUDA's 'failed call to cuInit' on CPU-only machines
+        strategy_obj = devices.make_strategy(config.strategy)
     replicas = strategy_obj.num_replicas_in_sync
     config_module.check_replicas(config.batch_size, replicas)
     chief = devices.is_chief(strategy_obj)
+    if chief and devices.cluster_size() > 1:
+        run_dir.lock()
+        opened.check()
     if config.xla is None:
         config.xla = devices.default_xla()
-    state, checkpoint_weights = run_dir.load_checkpoint() if resume else (RunState(), None)
-    elapsed_before = state.elapsed_seconds
 
-    model = _build(run, strategy_obj, checkpoint_weights)
+    model, state = _build(run, strategy_obj, run_dir.checkpoints() if resume else [], say)
+    elapsed_before = state.elapsed_seconds
     data_seed = epoch_seed(config.seed, state.epoch)
     keras.utils.set_random_seed(data_seed)  # dropout and other in-model randomness from here on
     train_data = inputs.train_stream(run, data_seed)
     val_data = inputs.eval_stream(run, config.validation_split) if config.validation_split else None
     if chief:
-        run_dir.path.mkdir(parents=True, exist_ok=True)
-        results_store.write_json_atomic(run_dir.config_path, {**meta, **config.to_dict(),
-                                                              "output_dir": str(run_dir.path.resolve())})
+        write_json_atomic(run_dir.config_path, {**meta, **config.to_dict(), "output_dir": str(run_dir.path.resolve())})
+        run_dir.clear_divergence()  # a resumed run with its new --lr (noted in config.json) starts over
     _announce(say, config, meta, run_dir, state, replicas, resume)
 
     monitor = _fit(model, run, run_dir, state, train_data, val_data, verbose, echo, say, chief)
     if monitor.diverged:
+        if chief:
+            run_dir.mark_diverged({**monitor.diverged, "lr": config.lr})
         raise _diverged(monitor.diverged, state, run_dir)
 
     final, test = _test(model, run, strategy_obj)
     wall = elapsed_before + (time.perf_counter() - process_start)
     run_record = _record(config, meta, run_dir, state, test, wall, final, strategy_obj, replicas)
     if chief:
-        _write_final(run_dir, final, state, run_record, results if record else False)
+        _write_final(run_dir, final, state, run_record, store)
     result = RunResult.of(run_record, output_dir=str(run_dir.path), wall_time_s=wall, history=state.history,
                           model=final, run=run)
     if verbose:
@@ -193,14 +322,53 @@ def train(name: str, options: Optional[RunOptions] = None, *, output=None, resum
     return result
 
 
+def _record_finished(opened: Opened, store, say, verbose: bool, echo) -> RunResult:
+    """--resume of a finished run: its record goes to the store if it is not there (the run was stopped, or the
+    store unwritable, between the two); otherwise there is nothing to do, which is an error to a caller who
+    asked to continue."""
+    record = opened.finished
+    path = results_store.store_dir(store or None) / f"{record['run_id']}.json"
+    if store is False or path.is_file():
+        where = f"; its record is in {path}" if path.is_file() else ""
+        raise TrainError(f"--resume: the run in {opened.run_dir.path} has already finished{where}")
+    results_store.save(record, store)
+    say(f"the run in {opened.run_dir.path} had finished; its record was missing from the results store and is "
+        f"now {path}")
+    fields = {k: record.get(k) for k in RunRecord.__dataclass_fields__}
+    result = RunResult.of(RunRecord(**fields), output_dir=str(opened.run_dir.path),
+                          wall_time_s=float(record.get("wall_time_s") or 0.0), history=[], model=None)
+    if verbose:
+        for line in summary_lines(result):
+            echo(line)
+    return result
+
+
+def _weights_bytes(model) -> int:
+    """About what model.save_weights writes: every variable of the model and its optimizer, as stored."""
+    import numpy as np
+
+    variables = list(model.weights) + list(getattr(model.optimizer, "variables", None) or [])
+    return sum(int(np.prod(v.shape)) * np.dtype(str(v.dtype).replace("mixed_", "")).itemsize for v in variables)
+
+
 def _fit(model, run: Run, run_dir: RunDir, state: RunState, train_data, val_data, verbose: bool, echo, say,
          chief: bool) -> StepMonitor:
-    """model.fit from the state's epoch to the run's last step; the monitor says how it ended."""
+    """model.fit from the state's epoch to the run's last step; the monitor says how it ended. A checkpoint that
+    cannot be written (full disk) stops the run with one line, the previous checkpoint kept."""
     config = run.config
     total_epochs = math.ceil(config.total_steps / config.steps_per_epoch)
     monitor = StepMonitor(state, config.steps_per_epoch, config.total_steps, config.batch_size)
-    save = (lambda: run_dir.save_checkpoint(model, state)) if chief else None
-    callbacks = [monitor, EpochRecorder(state, monitor, save)]
+    kept = {"epoch": state.epoch}
+
+    def save():
+        needed = max(run_dir.newest_checkpoint_bytes() or 0, _weights_bytes(model))
+        try:
+            run_dir.save_checkpoint(model, state, needed=needed)
+        except WriteError as e:
+            raise WriteError(f"{e}; {_kept(kept['epoch'], run_dir)}") from None
+        kept["epoch"] = state.epoch
+
+    callbacks = [monitor, EpochRecorder(state, monitor, save if chief else None)]
     if verbose:
         callbacks.append(Progress(state, monitor, total_epochs, echo))
     if chief:
@@ -212,16 +380,27 @@ def _fit(model, run: Run, run_dir: RunDir, state: RunState, train_data, val_data
     return monitor
 
 
+def _kept(epoch: int, run_dir: RunDir) -> str:
+    if not epoch:
+        return "no epoch had finished, so there is no checkpoint"
+    return (f"the checkpoint of epoch {epoch} is kept in {run_dir.checkpoint_dir}: free some space and continue "
+            f"with --resume --output {run_dir.path}")
+
+
 def _diverged(where: dict, state: RunState, run_dir: RunDir) -> DivergedError:
-    kept = (f"the last good checkpoint (epoch {state.epoch}) is kept in {run_dir.checkpoint_dir}"
-            if state.epoch else "no epoch finished, so there is no checkpoint")
+    if state.epoch:
+        kept = f"the last good checkpoint (epoch {state.epoch}) is kept in {run_dir.checkpoint_dir}"
+        fix = f"continue from it with a lower one: --resume --output {run_dir.path} --lr X"
+    else:
+        kept, fix = "no epoch finished, so there is no checkpoint", "start again with a lower one (--lr)"
     return DivergedError(f"training diverged: loss {where['loss']} at epoch {where['epoch']}, step {where['step']}; "
-                         f"{kept}; lower the learning rate (--lr)")
+                         f"{kept}; lower the learning rate: {fix}")
 
 
-def _build(run: Run, strategy_obj, checkpoint_weights: Optional[Path]):
-    """The compiled training model under the run's dtype policy and strategy; from the checkpoint (weights and
-    optimizer state) when resuming."""
+def _build(run: Run, strategy_obj, checkpoints: list[Checkpoint], say) -> tuple[Any, RunState]:
+    """The compiled training model under the run's dtype policy and strategy, and the state it starts from: when
+    resuming, the newest checkpoint that loads (weights and optimizer state); one that does not (cut short by a
+    crash, a full disk) is named in one line and the one before it used."""
     import keras
 
     from . import devices, setup
@@ -233,10 +412,34 @@ def _build(run: Run, strategy_obj, checkpoint_weights: Optional[Path]):
         optimizer = setup.make_optimizer(config, rec, model)
         setup.compile_model(model, config, rec, optimizer)
         devices.patch_multi_worker_build(model, strategy_obj)
-        if checkpoint_weights is not None:
-            optimizer.build(model.trainable_variables)  # so the file's optimizer variables have a place to go
-            model.load_weights(checkpoint_weights)
-    return model
+        if not checkpoints:
+            return model, RunState()
+        optimizer.build(model.trainable_variables)  # so the file's optimizer variables have a place to go
+        problems = []
+        for checkpoint in checkpoints:
+            problem = _load_checkpoint(model, checkpoint)
+            if problem is None:
+                return model, checkpoint.state
+            problems.append(problem)
+            later = [c for c in checkpoints if c.state.epoch < checkpoint.state.epoch]
+            say(f"  note: {problem}; " + (f"resuming from the previous one (epoch {later[0].state.epoch})"
+                                          if later else "no earlier checkpoint is left"))
+    raise TrainError(f"--resume: no checkpoint in {checkpoints[0].weights.parent} loads ({problems[0]}); start "
+                     f"the run again without --resume")
+
+
+def _load_checkpoint(model, checkpoint: Checkpoint) -> Optional[str]:
+    """None when the checkpoint's weights loaded into `model`; else why not, in a few words naming the file."""
+    if not checkpoint.weights.is_file():
+        return f"checkpoint {checkpoint.weights} is missing"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.load_weights(checkpoint.weights)
+    except Exception as e:  # noqa: BLE001 - h5py's truncation/corruption errors: the file is unusable either way
+        reason = " ".join(str(e).split())[:160] or type(e).__name__
+        return f"checkpoint {checkpoint.weights} (epoch {checkpoint.state.epoch}) is unreadable ({reason})"
+    return None
 
 
 def _tensorboard(run_dir: RunDir, say) -> list:
@@ -264,15 +467,22 @@ def _test(model, run: Run, strategy_obj):
 
 
 def _write_final(run_dir: RunDir, final, state: RunState, record: RunRecord, store) -> None:
-    """Final weights, history and metrics.json (last: it marks the run finished), the results record (unless
-    `store` is False), then the checkpoint's weights go."""
-    partial = run_dir.path / f"partial-{os.getpid()}.weights.h5"
-    final.save_weights(partial)
-    os.replace(partial, run_dir.weights_path)
-    run_dir.write_history(state.history)
-    results_store.write_json_atomic(run_dir.metrics_path, record.to_dict())
+    """Final weights and history, the results record (unless `store` is False), then metrics.json (last: it
+    marks the run finished), then the checkpoint's weights go. A record that cannot be written stops here, loud,
+    with the checkpoint kept: `--resume` evaluates again and writes it."""
+    try:
+        run_dir.write_weights(final, needed=max(run_dir.newest_checkpoint_bytes() or 0, _weights_bytes(final)))
+        run_dir.write_history(state.history)
+    except WriteError as e:
+        raise WriteError(f"{e}; {_kept(state.epoch, run_dir)}") from None
     if store is not False:
-        results_store.save(record, store)
+        try:
+            results_store.save(record, store)
+        except OSError as e:
+            raise WriteError(f"the run finished but its results record could not be written: {e}; the checkpoint "
+                             f"is kept: make the store writable (--results, $ZOO_RESULTS_DIR) and add it with "
+                             f"--resume --output {run_dir.path}") from None
+    write_json_atomic(run_dir.metrics_path, record.to_dict())
     run_dir.remove_checkpoint_weights()
 
 
@@ -316,7 +526,7 @@ def _record(config: RunConfig, meta: dict, run_dir: RunDir, state: RunState, tes
         finished=datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         zoo_version=zoo.__version__, tf_version=tf.__version__, keras_version=keras.__version__,
         hostname=socket.gethostname(), output_dir=str(run_dir.path.resolve()), status="finished",
-        eval_split=config.eval_split, train_split=config.train_split)
+        eval_split=config.eval_split, train_split=config.train_split, notes=list(config.notes) or None)
 
 
 def summary_lines(result: RunResult) -> list[str]:

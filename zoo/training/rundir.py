@@ -1,12 +1,19 @@
-"""A run's output folder: what is in it, and whether a new run, or a resumption, may use it.
+"""A run's output folder: what is in it, who holds it, and whether a new run, or a resumption, may use it.
 
+    .lock              an OS lock (fcntl.flock) held by the one process training in the folder, for its whole life;
+                       it names that process ("pid N since T"); the kernel drops it when the process dies
     config.json        the resolved configuration (written when the run starts)
     history.csv        one row per finished epoch (rewritten whole, atomically, with each checkpoint)
     tensorboard/       Keras TensorBoard logs
-    checkpoint/        epoch-NNNN.weights.h5 (model + optimizer state) and state.json (epoch, step, history,
-                       clocks), the commit point: it names the weights file only once that file is complete
+    checkpoint/        the last two checkpoints: epoch-NNNN.weights.h5 (model + optimizer state) beside
+                       epoch-NNNN.json (epoch, step, history, clocks), and state.json, the commit point: a copy of
+                       the newest epoch's, written only once its weights file is complete
+    diverged.json      where the loss became NaN/inf (until a --resume, which may then change --lr)
     model.weights.h5   the final weights, for `zoo eval --weights` (written at the end)
-    metrics.json       the final record (written last, atomically): its presence means the run finished
+    metrics.json       the final record, written after the results store's copy: its presence means finished
+
+Every file is written through zoo.io: a temporary file beside it, fsync, rename; what a killed writer leaves
+(`.partial-*`) is removed when the next process takes the lock.
 """
 
 from __future__ import annotations
@@ -16,25 +23,47 @@ import datetime
 import io
 import json
 import os
+import secrets
 from pathlib import Path
 from typing import Optional
 
-from ..results import write_json_atomic
+from ..io import FolderLock, PARTIAL_PREFIX, atomic_path, remove_partials, write_json_atomic, write_text_atomic
 from .callbacks import RunState
 from .config import RunConfig, TrainError
 
-__all__ = ["RunDir", "default_run_path", "latest_run_path"]
+__all__ = ["RunDir", "Checkpoint", "default_run_path", "latest_run_path", "new_run_id", "KEEP_CHECKPOINTS"]
+
+KEEP_CHECKPOINTS = 2  # the newest may be cut short by a crash of the disk or the machine; the one before survives
 
 
-def default_run_path(model: str, dataset: str, root: str | os.PathLike = "runs") -> Path:
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return Path(root) / f"{model}-{dataset}-{stamp}"
+def new_run_id(model: str, dataset: str) -> str:
+    """<model>-<dataset>-<time>-<4 hex>: the random part keeps two runs started in the same second apart."""
+    now = datetime.datetime.now()
+    return f"{model}-{dataset}-{now:%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+
+
+def default_run_path(run_id: str, root: str | os.PathLike = "runs") -> Path:
+    """runs/<run_id>, created here with an exclusive mkdir, so two runs can never be handed the same folder."""
+    path = Path(root) / run_id
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.mkdir()  # FileExistsError only if the random part collided too: the caller draws another id
+    return path
 
 
 def latest_run_path(model: str, dataset: str, root: str | os.PathLike = "runs") -> Optional[Path]:
     """The newest runs/<model>-<dataset>-* folder with a checkpoint (for --resume without --output)."""
     candidates = sorted(Path(root).glob(f"{model}-{dataset}-*/checkpoint/state.json"))
     return candidates[-1].parent.parent if candidates else None
+
+
+class Checkpoint:
+    """One saved epoch: its state and its weights file (model + optimizer)."""
+
+    def __init__(self, state: RunState, weights: Path):
+        self.state, self.weights = state, weights
+
+    def __repr__(self) -> str:
+        return f"Checkpoint(epoch {self.state.epoch}, {self.weights.name})"
 
 
 class RunDir:
@@ -47,6 +76,29 @@ class RunDir:
         self.state_path = self.checkpoint_dir / "state.json"
         self.weights_path = self.path / "model.weights.h5"
         self.metrics_path = self.path / "metrics.json"
+        self.diverged_path = self.path / "diverged.json"
+        self._lock = FolderLock(self.path)
+        self.created = False  # whether this process made the folder (it goes again if the run never started)
+
+    # -- who holds it -------------------------------------------------------------------------------------------
+
+    def lock(self) -> None:
+        """Take the folder for this process (LockedError naming the holder if another live one has it), then
+        clear what killed writers left."""
+        self.created = self.created or not self.path.exists()
+        self._lock.acquire()
+        remove_partials(self.path)
+        remove_partials(self.checkpoint_dir)
+
+    def unlock(self) -> None:
+        """Release the folder; one this process made and never wrote a config to goes again."""
+        self._lock.release()
+        if self.created and not self.config_path.exists():
+            self._lock.path.unlink(missing_ok=True)
+            try:
+                self.path.rmdir()
+            except OSError:
+                pass
 
     # -- what is there ------------------------------------------------------------------------------------------
 
@@ -59,15 +111,28 @@ class RunDir:
             raise TrainError(f"{self.config_path} is unreadable ({e}); choose another --output") from None
 
     def has_checkpoint(self) -> bool:
-        return self.state_path.is_file()
+        return self.state_path.is_file() or bool(self._epoch_states())
 
     def finished(self) -> bool:
         return self.metrics_path.is_file()
 
-    def check_fresh_start(self, config: RunConfig) -> None:
-        """A new run may use an empty or new folder, or one whose run died before its first checkpoint."""
+    def foreign_files(self) -> list[str]:
+        """What a folder without a run holds (the lock and temporary files aside)."""
+        if not self.path.is_dir():
+            return []
+        return sorted(p.name for p in self.path.iterdir()
+                      if p.name != FolderLock.NAME and not p.name.startswith(PARTIAL_PREFIX))
+
+    def check_fresh_start(self, config: RunConfig, force: bool = False) -> None:
+        """A new run may use an empty or new folder, or one whose run died before its first checkpoint; a folder
+        with other files only with `force`."""
         saved = self.saved_config()
         if saved is None:
+            foreign = self.foreign_files()
+            if foreign and not force:
+                shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+                raise TrainError(f"{self.path} is not empty and holds no run ({shown}); choose another --output, "
+                                 f"or add --force to write the run into it")
             return
         theirs, ours = RunConfig.from_dict(saved).identity(), config.identity()
         if theirs != ours:
@@ -81,42 +146,89 @@ class RunDir:
                              f"continue it, or choose another --output")
 
     def check_resumable(self) -> dict:
-        """The saved config of an interrupted run with a checkpoint, or a one-line error saying why not."""
+        """The saved config of an interrupted run with a checkpoint, or a one-line error saying why not (a
+        finished run is the caller's to handle: its record may still be missing from the store)."""
         saved = self.saved_config()
         if saved is None:
             raise TrainError(f"--resume: {self.path} holds no run (no config.json)")
-        if self.finished():
-            raise TrainError(f"--resume: the run in {self.path} has already finished")
-        if not self.has_checkpoint():
+        if not self.finished() and not self.has_checkpoint():
             raise TrainError(f"--resume: no checkpoint in {self.path} (the run stopped before its first epoch "
                              f"ended); start it again without --resume")
         return saved
 
+    def finished_record(self) -> dict:
+        try:
+            return json.loads(self.metrics_path.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise TrainError(f"--resume: {self.metrics_path} is unreadable ({e})") from None
+
+    # -- divergence -----------------------------------------------------------------------------------------------
+
+    def mark_diverged(self, where: dict) -> None:
+        write_json_atomic(self.diverged_path, where)
+
+    def divergence(self) -> Optional[dict]:
+        try:
+            return json.loads(self.diverged_path.read_text()) if self.diverged_path.is_file() else None
+        except (OSError, json.JSONDecodeError):
+            return {}
+
+    def clear_divergence(self) -> None:
+        self.diverged_path.unlink(missing_ok=True)
+
     # -- checkpoints --------------------------------------------------------------------------------------------
 
-    def save_checkpoint(self, model, state: RunState) -> None:
-        """Weights (with the optimizer's state) to a new file, then state.json naming it (the atomic commit),
-        then the older weight files go; history.csv follows the committed state."""
-        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        name = f"epoch-{state.epoch:04d}.weights.h5"
-        partial = self.checkpoint_dir / f"partial-{os.getpid()}.weights.h5"  # Keras insists on .weights.h5
-        model.save_weights(partial)
-        os.replace(partial, self.checkpoint_dir / name)
-        write_json_atomic(self.state_path, {"weights": name, **state.to_dict()})
-        for old in self.checkpoint_dir.glob("epoch-*.weights.h5"):
-            if old.name != name:
-                old.unlink(missing_ok=True)
+    def _epoch_states(self) -> list[Path]:
+        """epoch-NNNN.json files, newest first."""
+        if not self.checkpoint_dir.is_dir():
+            return []
+        return sorted(self.checkpoint_dir.glob("epoch-[0-9]*.json"), reverse=True)
+
+    def newest_checkpoint_bytes(self) -> Optional[int]:
+        files = sorted(self.checkpoint_dir.glob("epoch-[0-9]*.weights.h5")) if self.checkpoint_dir.is_dir() else []
+        return files[-1].stat().st_size if files else None
+
+    def save_checkpoint(self, model, state: RunState, needed: Optional[int] = None) -> None:
+        """Weights (with the optimizer's state) to a new file, its state beside it, then state.json naming it (the
+        commit), then all but the newest KEEP_CHECKPOINTS go; history.csv follows the committed state. `needed`:
+        the bytes the weights will take, checked against the free space before HDF5 starts writing."""
+        stem = f"epoch-{state.epoch:04d}"
+        weights = self.checkpoint_dir / f"{stem}.weights.h5"
+        with atomic_path(weights, needed=needed) as tmp:
+            model.save_weights(tmp)
+        entry = {"weights": weights.name, **state.to_dict()}
+        write_json_atomic(self.checkpoint_dir / f"{stem}.json", entry)
+        write_json_atomic(self.state_path, entry)
+        self._prune(keep=KEEP_CHECKPOINTS)
         self.write_history(state.history)
 
-    def load_checkpoint(self) -> tuple[RunState, Path]:
-        try:
-            data = json.loads(self.state_path.read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise TrainError(f"--resume: {self.state_path} is unreadable ({e})") from None
-        weights = self.checkpoint_dir / data.pop("weights")
-        if not weights.is_file():
-            raise TrainError(f"--resume: {weights} named by {self.state_path} is missing")
-        return RunState.from_dict(data), weights
+    def _prune(self, keep: int) -> None:
+        for old in self._epoch_states()[keep:]:
+            (self.checkpoint_dir / f"{old.stem}.weights.h5").unlink(missing_ok=True)
+            old.unlink(missing_ok=True)
+        for stray in self.checkpoint_dir.glob("epoch-*.weights.h5"):  # a weights file whose state never landed
+            if not (self.checkpoint_dir / stray.name.replace(".weights.h5", ".json")).is_file():
+                stray.unlink(missing_ok=True)
+
+    def checkpoints(self) -> list[Checkpoint]:
+        """The saved checkpoints, newest first: state.json's (the commit point), then the epoch files (the
+        previous one, and the newest again when state.json itself is unreadable)."""
+        found, seen = [], set()
+        for path in [self.state_path] + self._epoch_states():
+            try:
+                data = json.loads(path.read_text())
+            except (OSError, json.JSONDecodeError):
+                continue
+            name = data.pop("weights", None)
+            if not name or name in seen:
+                continue
+            seen.add(name)
+            found.append(Checkpoint(RunState.from_dict(data), self.checkpoint_dir / name))
+        found.sort(key=lambda c: c.state.epoch, reverse=True)
+        if not found:
+            raise TrainError(f"--resume: no readable checkpoint in {self.checkpoint_dir}; start the run again "
+                             f"without --resume")
+        return found
 
     def remove_checkpoint_weights(self) -> None:
         for path in self.checkpoint_dir.glob("*.weights.h5"):
@@ -131,6 +243,10 @@ class RunDir:
         writer.writeheader()
         for row in history:
             writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-        tmp = self.history_path.with_name(f".history.csv.{os.getpid()}.tmp")
-        tmp.write_text(text.getvalue())
-        os.replace(tmp, self.history_path)
+        write_text_atomic(self.history_path, text.getvalue())
+
+    def write_weights(self, model, needed: Optional[int] = None) -> None:
+        """The final weights, atomically: an existing model.weights.h5 is replaced only by a complete one."""
+        with atomic_path(self.weights_path, needed=needed) as tmp:
+            model.save_weights(tmp)
+
