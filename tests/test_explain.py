@@ -1,0 +1,281 @@
+"""zoo.explain's numbers against the real Keras graph (CPU, small inputs, all seven families)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+from keras import layers  # noqa: E402
+
+import zoo  # noqa: E402
+from zoo.explain import attribution, compute  # noqa: E402
+from zoo.explain.preprocess import ImageError, Preprocessing, decode_image  # noqa: E402
+
+# one variant per family at a small input (the smallest the architecture builds from, or close to it)
+FAMILY_CASES = [("lenet5", 32), ("lenet5_original", 32), ("alexnet", 67), ("zfnet", 63), ("vgg11_bn", 32),
+                ("googlenet", 64), ("resnet20", 32), ("resnet18", 64), ("densenet40_k12", 32)]
+
+
+def randomised_batchnorm(model, rng):
+    """Moving statistics and affine terms away from 1/0, so that BatchNorm's arithmetic is tested."""
+    for layer in model.layers:
+        if isinstance(layer, layers.BatchNormalization):
+            c = layer.gamma.shape[0]
+            layer.set_weights([rng.uniform(0.5, 1.5, c), rng.normal(0, 0.1, c), rng.normal(0, 0.1, c),
+                               rng.uniform(0.5, 2.0, c)])
+    return model
+
+
+def small_model(name: str, size: int, rng):
+    spec = zoo.get_spec(name)
+    model = zoo.build(name, input_shape=(size, size, spec.input.channels))
+    return randomised_batchnorm(model, rng), rng.normal(size=(1, size, size, spec.input.channels)).astype("float32")
+
+
+@pytest.mark.parametrize("name,size", FAMILY_CASES)
+def test_unit_arithmetic_reproduces_the_model(name, size):
+    """Every layer, three random units each: the numpy recomputation equals the model's activation to 1e-4."""
+    rng = np.random.default_rng(15)
+    model, x = small_model(name, size, rng)
+    graph = compute.Graph(model)
+    acts = compute.feature_maps(model, x, graph.names())
+    kinds = set()
+    for layer_name, node in graph.nodes.items():
+        if not node.inputs:
+            continue
+        for _ in range(3):
+            index = tuple(int(rng.integers(0, d)) for d in acts[layer_name].shape[1:])
+            trace = compute.unit_trace(graph, layer_name, index, acts)
+            assert trace["value"] is not None, f"{layer_name} ({node.kind}) is not recomputed"
+            assert trace["difference"] <= 1e-4 * max(1.0, abs(trace["model_value"])), trace
+            kinds.add(node.kind)
+    expected = {"lenet5_original": {"PartialConv2D", "TrainableSubsampling"}, "alexnet": {"LocalResponseNormalization"},
+                "vgg11_bn": {"BatchNormalization", "MaxPooling2D"}, "googlenet": {"Concatenate"},
+                "resnet18": {"Add", "ZeroPadding2D"}, "resnet20": {"ZeroPadShortcut"},
+                "densenet40_k12": {"Concatenate", "AveragePooling2D"}}.get(name, {"Conv2D", "Dense"})
+    assert expected <= kinds
+
+
+def test_grouped_and_strided_convolution_trace():
+    """AlexNet's conv2 has two towers: a unit of the second tower reads only the second half of conv1's maps."""
+    rng = np.random.default_rng(0)
+    model, x = small_model("alexnet", 67, rng)
+    graph = compute.Graph(model)
+    acts = compute.feature_maps(model, x, compute.needed_for_units(graph, ["conv2"]))
+    filters = acts["conv2"].shape[-1]
+    trace = compute.unit_trace(graph, "conv2", (1, 1, filters - 1), acts)
+    assert trace["groups"] == 2 and trace["group"] == 1
+    half = graph.layers["conv2"].kernel.shape[2]
+    assert trace["in_channels"] == [half, 2 * half]
+    assert trace["partial_sums"][-1] + trace["bias"] == pytest.approx(trace["pre_activation"])
+
+
+def test_chain_follows_conv_bn_relu():
+    rng = np.random.default_rng(1)
+    model, x = small_model("resnet20", 32, rng)
+    graph = compute.Graph(model)
+    acts = compute.feature_maps(model, x, graph.names())
+    chain = compute.unit_chain(graph, "conv1_conv", (3, 4, 2), acts)
+    assert [t["op"] for t in chain] == ["conv", "batchnorm", "activation"]
+    assert chain[1]["x"] == pytest.approx(chain[0]["model_value"])
+    assert chain[2]["value"] == pytest.approx(max(chain[1]["value"], 0.0), abs=1e-5)
+
+
+def test_feature_maps_equal_the_layers_outputs():
+    rng = np.random.default_rng(2)
+    model, x = small_model("googlenet", 64, rng)
+    names = ["conv1_7x7", "lrn1", "inception_3a_concat", "predictions"]
+    maps = compute.feature_maps(model, x, names)
+    for name in names:
+        alone = keras.Model(model.input, model.get_layer(name).output).predict(x, verbose=0)
+        np.testing.assert_allclose(maps[name], alone, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(maps["predictions"], model.predict(x, verbose=0), rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("name,size,layer_names", [
+    ("lenet5", 32, ["conv1", "pool1", "conv2", "pool2"]),
+    ("alexnet", 67, ["conv1", "pool1", "conv2"]),
+    ("resnet20", 32, ["conv1_conv", "conv2_block1_out", "conv3_block1_1_conv", "conv3_block1_out"]),
+    ("googlenet", 64, ["pool1", "conv2_3x3", "inception_3a_concat", "pool3"]),
+    ("densenet40_k12", 32, ["conv2_block1_concat", "pool2_pool"]),
+])
+def test_receptive_fields_equal_the_gradient_support(name, size, layer_names):
+    """Connectivity is the field: with ReLUs made linear (no unit dead) and max pools averaging over the same
+    windows (every position in a window passes gradient), d(unit)/d(input) is non-zero exactly on the analytic
+    field, clipped to the image; per channel, where a channel comes from one branch of a concatenation."""
+    rng = np.random.default_rng(3)
+    model, _ = small_model(name, size, rng)
+    channels = model.input.shape[-1]
+    batch = rng.normal(size=(2, size, size, channels)).astype("float32")
+    graph = compute.Graph(model)
+    fields = compute.receptive_fields(graph)
+    with attribution.replaced_relus(model, keras.activations.linear), averaged_max_pools(model):
+        for layer_name in layer_names:
+            h, w, c = graph.nodes[layer_name].output_shape[1:]
+            for row, col, channel in [(0, 0, c - 1), (h // 2, w // 2, 0), (h - 1, w - 1, c // 2)]:
+                support = compute.gradient_support(model, layer_name, (row, col, channel), batch)
+                field = compute.unit_field(graph, fields, layer_name, channel)
+                top, left, bottom, right = field.box(row, col, size, size)
+                expected = np.zeros_like(support)
+                expected[top:bottom + 1, left:right + 1] = True
+                assert np.array_equal(support, expected), (layer_name, row, col, channel, field)
+
+
+@contextlib.contextmanager
+def averaged_max_pools(model):
+    """Max pools average over the same windows instead: the same connectivity, gradient to every position."""
+    pools = [layer for layer in model.layers if isinstance(layer, layers.MaxPooling2D)]
+    for layer in pools:
+        layer.call = lambda x, _l=layer: keras.ops.average_pool(x, _l.pool_size, _l.strides, _l.padding)
+    try:
+        yield
+    finally:
+        for layer in pools:
+            del layer.call
+
+
+def gap_model():
+    """conv 1x1 (linear) -> global average pooling -> softmax dense: Grad-CAM has a closed form here."""
+    inp = keras.Input((6, 6, 2))
+    a = layers.Conv2D(3, 1, name="feat")(inp)
+    out = layers.Dense(4, activation="softmax", name="predictions")(layers.GlobalAveragePooling2D(name="gap")(a))
+    return keras.Model(inp, out, name="gap_model")
+
+
+def test_gradcam_equals_the_hand_computation_flat_nested_and_sequential():
+    """d logit_c / d A_k(i,j) = w_kc / (h w), so Grad-CAM = ReLU(sum_k w_kc A_k / (h w)) (CAM over h w)."""
+    rng = np.random.default_rng(4)
+    flat = gap_model()
+    x = rng.normal(size=(1, 6, 6, 2)).astype("float32")
+    a = compute.feature_maps(flat, x, ["feat"])["feat"][0].astype("float64")
+    w = np.asarray(flat.get_layer("predictions").kernel, "float64")
+    hand = {c: np.maximum((a * (w[:, c] / 36.0)).sum(-1), 0.0) for c in range(4)}
+    outer_in = keras.Input((6, 6, 2))
+    nested = keras.Model(outer_in, flat(outer_in), name="nested")
+    sequential = keras.Sequential([keras.Input((6, 6, 2)), flat.get_layer("feat"), flat.get_layer("gap"),
+                                   flat.get_layer("predictions")])
+    for model in (flat, nested, sequential):
+        cams = attribution.gradcam(model, x, "feat", [0, 1, 2, 3])
+        for c in range(4):
+            np.testing.assert_allclose(cams[c], hand[c], atol=1e-6)
+    assert not np.allclose(hand[0], hand[1])
+    assert "call" not in vars(flat.get_layer("feat"))  # the probe took its hook away
+
+
+def test_occlusion_peaks_on_the_known_patch():
+    """Class 1's score is the sum of pixels [8:16, 16:24]: occluding exactly that square drops it most."""
+    inp = keras.Input((32, 32, 1))
+    out = layers.Dense(2, activation="softmax", name="predictions")(layers.Flatten()(inp))
+    model = keras.Model(inp, out)
+    mask = np.zeros((32, 32, 1), "float32")
+    mask[8:16, 16:24] = 0.1
+    model.get_layer("predictions").set_weights([np.stack([np.zeros(1024), mask.ravel()], 1).astype("float32"),
+                                                np.zeros(2, "float32")])
+    x = np.ones((1, 32, 32, 1), "float32")
+    result = attribution.occlusion(model, x, [1], patch=8, stride=4)
+    probs = result["maps"][1]
+    row, col = np.unravel_index(np.argmin(probs), probs.shape)
+    assert (result["positions"][row], result["positions"][col]) == (8, 16)
+    assert probs.max() > probs.min() + 0.3
+
+
+def test_deconvnet_uses_switches_rectification_and_transposed_filters():
+    """conv 3x3 (ReLU) -> 2x2 max pool: a pool unit projects back as its filter placed at the switch."""
+    inp = keras.Input((8, 8, 1))
+    conv = layers.Conv2D(1, 3, activation="relu", name="conv")(inp)
+    out = layers.Dense(2, activation="softmax", name="predictions")(layers.Flatten()(
+        layers.MaxPooling2D(2, name="pool")(conv)))
+    model = keras.Model(inp, out)
+    rng = np.random.default_rng(5)
+    kernel = rng.normal(size=(3, 3, 1, 1)).astype("float32")
+    kernel[1, 1] = 3.0  # a positive response somewhere
+    model.get_layer("conv").set_weights([kernel, np.zeros(1, "float32")])
+    x = np.abs(rng.normal(size=(1, 8, 8, 1))).astype("float32")
+    result = attribution.deconvnet(model, x, "pool", [0])[0]
+    pooled = compute.feature_maps(model, x, ["conv", "pool"])
+    r, c = result["unit"][:2]
+    window = pooled["conv"][0, 2 * r:2 * r + 2, 2 * c:2 * c + 2, 0]
+    sr, sc = np.unravel_index(np.argmax(window), window.shape)
+    top, left = 2 * r + sr, 2 * c + sc
+    expected = np.zeros((8, 8))
+    expected[top:top + 3, left:left + 3] = kernel[..., 0, 0]
+    np.testing.assert_allclose(result["image"][..., 0], expected, atol=1e-6)
+    assert model.get_layer("conv").activation is keras.activations.relu  # restored
+
+
+def test_deconvnet_where_there_is_no_max_pooling_is_not_applicable():
+    model = zoo.build("lenet5_original")
+    with pytest.raises(attribution.NotApplicableError, match="no max pooling"):
+        attribution.deconvnet(model, np.zeros((1, 32, 32, 1), "float32"), "C3", [0])
+
+
+def test_probabilities_and_logits_match_predict():
+    rng = np.random.default_rng(6)
+    model, x = small_model("resnet20", 32, rng)
+    logits, probs = attribution.predict(model, x)
+    np.testing.assert_allclose(probs, model.predict(x, verbose=0)[0], atol=1e-6)
+    np.testing.assert_allclose(np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum(), probs, atol=1e-6)
+
+
+def test_unknown_layer_suggests_close_names():
+    graph = compute.Graph(zoo.build("lenet5"))
+    with pytest.raises(compute.LayerNotFoundError, match="did you mean conv2"):
+        graph.layer("conv_2")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Preprocessing and images
+
+
+def png_bytes(array: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_lenet_pads_a_28x28_image_and_normalises_with_the_datasets_statistics():
+    prep = Preprocessing.for_spec(zoo.get_spec("lenet5"))
+    image = np.full((28, 28, 1), 200, "uint8")
+    x, steps = prep.apply(image)
+    assert x.shape == (32, 32, 1) and [s.name for s in steps] == ["original", "zero pad", "normalise"]
+    from zoo.data.catalogue import get_dataset
+
+    entry = get_dataset("fashion_mnist_sample")
+    assert x[0, 0, 0] == pytest.approx((0 - entry.mean[0]) / entry.std[0], rel=1e-6)
+    assert x[16, 16, 0] == pytest.approx((200 - entry.mean[0]) / entry.std[0], rel=1e-6)
+
+
+def test_imagenet_protocol_resizes_the_shorter_side_and_crops():
+    prep = Preprocessing.for_spec(zoo.get_spec("resnet50"))
+    image = np.random.default_rng(0).integers(0, 255, size=(300, 400, 3), dtype="uint8")
+    x, steps = prep.apply(image)
+    assert x.shape == (224, 224, 3)
+    assert [s.name for s in steps] == ["original", "resize", "center crop", "normalise"]
+    assert steps[1].image.shape[:2] == (256, 341)
+
+
+def test_rgb_image_for_a_grey_model_becomes_luma():
+    prep = Preprocessing.for_spec(zoo.get_spec("lenet5"))
+    image = np.zeros((32, 32, 3), "uint8")
+    image[..., 0] = 255
+    x, steps = prep.apply(image)
+    assert steps[1].name == "grey" and steps[1].image[0, 0, 0] == round(0.2989 * 255)
+
+
+def test_not_an_image_is_one_clear_error():
+    with pytest.raises(ImageError, match="upload.txt: not an image"):
+        decode_image(b"hello, world", "upload.txt")
+
+
+def test_a_huge_image_is_downscaled_and_said_so(monkeypatch):
+    import zoo.explain.preprocess as preprocess
+
+    monkeypatch.setattr(preprocess, "MAX_PIXELS", 100 * 100)
+    array, note = decode_image(png_bytes(np.zeros((300, 200), "uint8")), "big.png")
+    assert array.shape[:2] == (122, 81) and "downscaled to 81x122" in note

@@ -1,0 +1,11 @@
+"""`zoo explain`: look inside any zoo network on your own image, every number from the real Keras graph.
+
+    compute.py      the graph, feature maps, unit arithmetic recomputed in numpy, receptive fields
+    attribution.py  saliency, SmoothGrad, Grad-CAM, occlusion, deconvnet (tf.GradientTape on the real model)
+    preprocess.py   image file -> the model input, step by step (the registry's eval protocol)
+    report.py       all of it for one model and image -> explain.json + PNGs
+    page.py         explain.json -> one self-contained index.html
+    serve.py        the same page and functions behind a local HTTP server (`zoo serve`)
+
+TensorFlow is imported inside the functions that need it.
+"""

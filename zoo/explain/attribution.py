@@ -1,0 +1,277 @@
+"""Attribution maps with tf.GradientTape on the model's own forward pass (TensorFlow is the zoo's backend).
+
+A layer's output is caught by wrapping that layer instance's `call` for the duration of one forward pass
+(`Probe`), so Grad-CAM works on any Keras model, functional or Sequential, with the layer at the top level or
+inside nested models: no rebuilt sub-graph (where the keras.io example breaks on Sequential and nested models).
+Scores are logits: the pre-softmax values of the model's last layer (a softmax Dense or Activation).
+
+- saliency: |d score / d input|, max over channels (Simonyan et al. 2014); SmoothGrad (Smilkov et al. 2017): the
+  mean of |gradient| over noisy copies.
+- Grad-CAM (Selvaraju et al. 2017): ReLU(sum_k alpha_k A_k), alpha_k the spatial mean of d score / d A_k.
+- occlusion (Zeiler & Fergus 2014, sec. 4.2): the probability of the class with a square of the input set to the
+  dataset mean (0 after normalisation), slid over the image.
+- deconvnet (Zeiler & Fergus 2014, sec. 2.1): a unit's activation projected back to pixels through max-pool
+  switches, ReLU on the backward signal and transposed filters. The gradient does the first and the last
+  (TF's MaxPoolGrad routes to the argmax; the input gradient of a convolution is the transposed convolution);
+  every ReLU's backward pass is replaced by ReLU(signal) for the projection.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterable, Optional
+
+import numpy as np
+
+from ..errors import ZooError
+
+
+class NotApplicableError(ZooError, ValueError):
+    """A method that does not apply to this model (e.g. deconvnet where there is no max pooling)."""
+
+
+def all_layers(model) -> list:
+    """Every layer, nested models' layers included (depth first)."""
+    found = []
+    for layer in model.layers:
+        found.append(layer)
+        if hasattr(layer, "layers"):
+            found.extend(all_layers(layer))
+    return found
+
+
+def find_layer(model, name: str):
+    for layer in all_layers(model):
+        if layer.name == name:
+            return layer
+    from .compute import LayerNotFoundError
+
+    raise LayerNotFoundError(name, [layer.name for layer in all_layers(model)])
+
+
+def output_layer(model):
+    """The layer that makes the model's output (inside nested models too)."""
+    layer = model.layers[-1]
+    while hasattr(layer, "layers") and layer.layers:
+        layer = layer.layers[-1]
+    return layer
+
+
+class Probe(contextlib.AbstractContextManager):
+    """Records the inputs and output of some layers during forward passes inside the `with` block."""
+
+    def __init__(self, layers: Iterable):
+        self.layers = list(layers)
+        self.inputs: dict[str, list] = {}
+        self.outputs: dict[str, object] = {}
+
+    def __enter__(self):
+        for layer in self.layers:
+            original = layer.call
+
+            def recording(*args, _layer=layer, _original=original, **kwargs):
+                out = _original(*args, **kwargs)
+                self.inputs[_layer.name] = list(args)
+                self.outputs[_layer.name] = out
+                return out
+
+            layer.call = recording
+        return self
+
+    def __exit__(self, *exc):
+        for layer in self.layers:
+            if "call" in vars(layer):
+                del layer.call
+        return False
+
+
+def logits_of(last, probe: Probe, output):
+    """The pre-softmax scores: the last layer's input (Activation) or its affine part (Dense)."""
+    from keras import ops
+
+    kind = type(last).__name__
+    activation = getattr(getattr(last, "activation", None), "__name__", "linear")
+    if kind == "Activation" and activation == "softmax":
+        return probe.inputs[last.name][0]
+    if kind == "Dense" and activation == "softmax":
+        x = probe.inputs[last.name][0]
+        z = ops.matmul(x, last.kernel)
+        return z + last.bias if last.use_bias else z
+    return output
+
+
+def forward(model, x, layers=(), watch_input: bool = False):
+    """One forward pass under a tape: (tape, probe, logits, probabilities); `layers` are recorded and watched."""
+    import tensorflow as tf
+
+    last = output_layer(model)
+    wanted = [find_layer(model, n) if isinstance(n, str) else n for n in layers]
+    tape = tf.GradientTape(persistent=True)
+    with Probe([last, *wanted]) as probe, tape:
+        if watch_input:
+            tape.watch(x)
+        out = model(x, training=False)
+        out = out[0] if isinstance(out, (list, tuple)) else out
+        logits = logits_of(last, probe, out)
+    return tape, probe, logits, out
+
+
+def one_hot(logits, cls: int):
+    """d(score of class cls)/d(logits) for every image of the batch: the tape's output gradient (slicing the
+    logits after the tape has stopped would leave the score off the tape)."""
+    import tensorflow as tf
+
+    return tf.one_hot(tf.fill([tf.shape(logits)[0]], cls), logits.shape[-1], dtype=logits.dtype)
+
+
+def predict(model, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(logits, probabilities) of the first image."""
+    import tensorflow as tf
+
+    tape, _, logits, probs = forward(model, tf.constant(x))
+    del tape
+    return np.asarray(logits)[0].astype("float64"), np.asarray(probs)[0].astype("float64")
+
+
+def saliency(model, x: np.ndarray, classes: list[int]) -> dict[int, np.ndarray]:
+    """|d logit / d input| (max over channels), HxW, per class."""
+    import tensorflow as tf
+
+    xt = tf.constant(x)
+    tape, _, logits, _ = forward(model, xt, watch_input=True)
+    maps = {}
+    for c in classes:
+        grad = tape.gradient(logits, xt, output_gradients=one_hot(logits, c)).numpy()[0]
+        maps[c] = np.abs(grad).max(axis=-1)
+    del tape
+    return maps
+
+
+def smoothgrad(model, x: np.ndarray, cls: int, samples: int = 16, noise: float = 0.15, seed: int = 0) -> np.ndarray:
+    """Mean |gradient| over `samples` copies with Gaussian noise of `noise` x the input's range (one batch)."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(seed)
+    sigma = noise * float(x.max() - x.min() or 1.0)
+    batch = (x + rng.normal(0.0, sigma, size=(samples, *x.shape[1:]))).astype("float32")
+    xt = tf.constant(batch)
+    tape, _, logits, _ = forward(model, xt, watch_input=True)
+    grad = tape.gradient(logits, xt, output_gradients=one_hot(logits, cls)).numpy()
+    del tape
+    return np.abs(grad).max(axis=-1).mean(axis=0)
+
+
+def gradcam(model, x: np.ndarray, layer_name: str, classes: list[int]) -> dict[int, np.ndarray]:
+    """Grad-CAM at the named layer's resolution (h x w), per class: ReLU(sum_k mean(dS/dA_k) A_k)."""
+    import tensorflow as tf
+
+    tape, probe, logits, _ = forward(model, tf.constant(x), layers=[layer_name])
+    activation = probe.outputs[layer_name]
+    if len(activation.shape) != 4:
+        del tape
+        raise NotApplicableError(f"Grad-CAM: layer {layer_name!r} has no spatial output ({activation.shape})")
+    maps = {}
+    for c in classes:
+        grads = tape.gradient(logits, activation, output_gradients=one_hot(logits, c))
+        alpha = tf.reduce_mean(grads, axis=(1, 2))  # (1, K)
+        cam = tf.nn.relu(tf.reduce_sum(activation * alpha[:, None, None, :], axis=-1))
+        maps[c] = cam.numpy()[0].astype("float64")
+    del tape
+    return maps
+
+
+def last_spatial_layer(model) -> str:
+    """Grad-CAM's default layer: the last one with a spatial (4D) output."""
+    spatial = [layer.name for layer in model.layers if len(layer.output.shape) == 4]
+    if not spatial:
+        raise NotApplicableError(f"{model.name}: no layer with a spatial output for Grad-CAM")
+    return spatial[-1]
+
+
+def occlusion(model, x: np.ndarray, classes: list[int], patch: Optional[int] = None,
+              stride: Optional[int] = None, batch: int = 16) -> dict:
+    """Probability of each class with a patch x patch square set to the mean, per position of the square."""
+    size = x.shape[1]
+    stride = stride or max(1, size // 8)
+    patch = patch or 2 * stride
+    positions = list(range(0, max(size - patch, 0) + 1, stride))
+    boxes = [(top, left) for top in positions for left in positions]
+    probabilities = []
+    for start in range(0, len(boxes), batch):
+        chunk = boxes[start:start + batch]
+        images = np.repeat(x, len(chunk), axis=0)
+        for i, (top, left) in enumerate(chunk):
+            images[i, top:top + patch, left:left + patch, :] = 0.0  # the dataset mean after normalisation
+        out = model(images, training=False)
+        out = out[0] if isinstance(out, (list, tuple)) else out
+        probabilities.append(np.asarray(out)[:, classes])
+    probs = np.concatenate(probabilities).reshape(len(positions), len(positions), len(classes))
+    return {"patch": patch, "stride": stride, "positions": positions,
+            "maps": {c: probs[..., i].astype("float64") for i, c in enumerate(classes)}}
+
+
+@contextlib.contextmanager
+def replaced_relus(model, replacement):
+    """Inside: every ReLU activation of the model (fused into a Conv2D/Dense or an Activation layer, nested models
+    included) is `replacement`; restored on the way out."""
+    changed = []
+    for layer in all_layers(model):
+        fn = getattr(layer, "activation", None)
+        if getattr(fn, "__name__", "") == "relu":
+            changed.append((layer, fn))
+            layer.activation = replacement
+    try:
+        yield len(changed)
+    finally:
+        for layer, fn in changed:
+            layer.activation = fn
+
+
+def deconvnet_relus(model):
+    """Every ReLU passes ReLU(signal) backward: the deconvnet's rectification of the reconstruction."""
+    import tensorflow as tf
+
+    @tf.custom_gradient
+    def rectified(x):
+        def backward(dy):
+            return tf.nn.relu(dy)
+
+        return tf.nn.relu(x), backward
+
+    return replaced_relus(model, rectified)
+
+
+def has_max_pooling(model) -> bool:
+    return any(type(layer).__name__ in ("MaxPooling2D", "GlobalMaxPooling2D") for layer in all_layers(model))
+
+
+def deconvnet(model, x: np.ndarray, layer_name: str, channels: list[int]) -> dict[int, dict]:
+    """Per channel of the layer: its strongest unit projected back to the input (HxWxC), one batched pass."""
+    import tensorflow as tf
+
+    if not has_max_pooling(model):
+        raise NotApplicableError(f"deconvnet: {model.name} has no max pooling (Zeiler & Fergus' projection "
+                                 "unpools through max-pool switches)")
+    batch = tf.constant(np.repeat(x, len(channels), axis=0))
+    with deconvnet_relus(model):
+        tape, probe, _, _ = forward(model, batch, layers=[layer_name], watch_input=True)
+        activation = probe.outputs[layer_name]
+        values = activation.numpy()
+        picks, mask = [], np.zeros(values.shape, "float32")
+        for i, ch in enumerate(channels):
+            r, c = np.unravel_index(np.argmax(values[i, ..., ch]), values.shape[1:3])
+            picks.append((int(r), int(c)))
+            mask[i, r, c, ch] = 1.0
+        grad = tape.gradient(activation, batch, output_gradients=tf.constant(mask)).numpy()
+        del tape
+    return {ch: {"unit": [*picks[i], ch], "activation": float(values[i, picks[i][0], picks[i][1], ch]),
+                 "image": grad[i].astype("float64")} for i, ch in enumerate(channels)}
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Rank correlation of two maps (Adebayo et al.'s similarity of trained and randomised explanations)."""
+    ra = np.argsort(np.argsort(a.ravel())).astype("float64")
+    rb = np.argsort(np.argsort(b.ravel())).astype("float64")
+    if ra.std() == 0 or rb.std() == 0:
+        return 0.0
+    return float(np.corrcoef(ra, rb)[0, 1])
