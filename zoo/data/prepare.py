@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import os
 import shutil
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from . import sources
 from .catalogue import (DatasetEntry, DatasetError, DatasetNotReadyError, get_dataset, import_hint, is_ready,
                         prepared_dir, resolve_data_dir)
 from ..errors import ZooError
+from ..io import FolderLock, LockedError
 
 __all__ = ["PrepareError", "PrepareResult", "prepare", "read_raw"]
 
@@ -206,6 +208,9 @@ def _write(entry: DatasetEntry, staging: Path, root: Path, split_examples: Optio
            class_names: dict, manual_dir: Optional[Path]) -> None:
     import tensorflow_datasets as tfds
 
+    if not sys.stderr.isatty():  # tqdm's bars redraw with escape codes: junk in a log file or a pipe
+        tfds.disable_progress_bar()
+
     kwargs = dict(data_dir=str(staging), config=entry.tfds.config, version=entry.tfds.version)
     download_config = tfds.download.DownloadConfig(manual_dir=str(manual_dir) if manual_dir else None)
     if split_examples is None:  # the official builder: downloads (or reads manual_dir)
@@ -246,6 +251,32 @@ def _counts(entry: DatasetEntry, root: Path) -> dict[str, int]:
     return {split: info.num_examples for split, info in builder.info.splits.items()}
 
 
+STAGING_PREFIX = ".zoo-prepare-"
+STALE_AFTER_S = 10.0  # a staging folder younger than this may be one whose creator has not locked it yet
+
+
+def remove_stale_staging(root: Path) -> list[Path]:
+    """Remove what killed prepares left in the data dir: staging folders nobody holds the lock of, and the old
+    copies a --force replacement had set aside."""
+    removed = []
+    now = time.time()
+    for path in sorted(root.glob(f"{STAGING_PREFIX}*")):
+        if not path.is_dir() or now - path.stat().st_mtime < STALE_AFTER_S:
+            continue
+        try:
+            with FolderLock(path):
+                shutil.rmtree(path, ignore_errors=True)
+        except (LockedError, OSError):
+            continue  # a prepare in progress, or not ours to remove
+        removed.append(path)
+    for old in [*root.glob("*/.*.old-*"), *root.glob("*/*/.*.old-*")]:  # <name>[/<config>]/.<version>.old-<pid>
+        replaced = old.with_name(old.name[1:].rsplit(".old-", 1)[0])
+        if old.is_dir() and replaced.is_dir():  # the replacement landed: the set-aside copy is garbage
+            shutil.rmtree(old, ignore_errors=True)
+            removed.append(old)
+    return removed
+
+
 def prepare(name: str, from_dir: str | os.PathLike | None = None, data_dir: str | os.PathLike | None = None, *,
             force: bool = False) -> PrepareResult:
     """Make `name` loadable with `tfds.load(name, data_dir=...)`: from the raw files in `from_dir`, or else
@@ -279,7 +310,9 @@ def prepare(name: str, from_dir: str | os.PathLike | None = None, data_dir: str 
             raise PrepareError(f"cannot download {name}: {host} is unreachable (offline?); {how}")
 
     root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".zoo-prepare-{name}-", dir=root))
+    remove_stale_staging(root)
+    staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{name}-", dir=root))
+    lock = FolderLock(staging).acquire()  # marks it live: another prepare's clean-up leaves it alone
     try:
         try:
             _write(entry, staging, root, split_examples, class_names, manual_dir)
@@ -295,6 +328,7 @@ def prepare(name: str, from_dir: str | os.PathLike | None = None, data_dir: str 
         if config_meta.is_dir() and not (root / entry.tfds.name / ".config").exists():
             config_meta.rename(root / entry.tfds.name / ".config")
     finally:
+        lock.release()
         shutil.rmtree(staging, ignore_errors=True)
     return PrepareResult(name, target, _counts(entry, root), seconds=time.perf_counter() - start,
                          source=str(from_dir) if from_dir is not None else "download")

@@ -120,18 +120,26 @@ def finalize(inputs, outputs, *, name: str, weights=None) -> keras.Model:
 
 
 def load_weights(model: keras.Model, path) -> None:
-    """Load a `.weights.h5` (model.save_weights) or `.keras` file into `model`, with one-line errors."""
+    """Load a `.weights.h5` (model.save_weights) or `.keras` file into `model`, with one-line errors. An HDF5 file
+    is checked layer by layer first, so a file of another model is one line naming both (no Keras warnings)."""
+    from ..weights import file_layout, first_difference, mismatch_line, model_layout, quiet_keras
+
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"weights file not found: {path}")
+    found = None if path.endswith(".keras") else file_layout(path)
+    difference = first_difference(model_layout(model), found) if found else None
+    if difference:
+        raise ValueError(mismatch_line(path, model, found, difference))
     try:
-        if path.endswith(".keras"):
-            source = keras.saving.load_model(path, compile=False)
-            model.set_weights(source.get_weights())
-        else:
-            model.load_weights(path)
+        with quiet_keras():
+            if path.endswith(".keras"):
+                source = keras.saving.load_model(path, compile=False)
+                model.set_weights(source.get_weights())
+            else:
+                model.load_weights(path)
     except Exception as e:  # h5py/zip/shape errors: say which file and why, in one line
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        reason = " ".join(str(e).split()) or type(e).__name__
         raise ValueError(f"cannot load weights from {path} into {model.name}: {reason}") from None
 
 
