@@ -195,3 +195,13 @@ def load_image(path: str | os.PathLike) -> tuple[np.ndarray, Optional[str]]:
         raise FileNotFoundError(f"--image: no such file: {path}")
     with open(path, "rb") as f:
         return decode_image(f.read(), path)
+
+
+def sample_image(index: int = 0) -> tuple[np.ndarray, str]:
+    """An image to explain when none is given: test image `index` of the embedded Fashion-MNIST sample
+    (in the package: nothing is downloaded)."""
+    from ..data.catalogue import sample_dir
+    from ..data.sources import read_idx
+
+    images = read_idx(sample_dir() / "t10k-images-idx3-ubyte.gz")
+    return images[index][..., None].astype("uint8"), f"Fashion-MNIST sample test image {index} (embedded)"
