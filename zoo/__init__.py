@@ -20,6 +20,10 @@ from .registry import (RegistryError, UnknownModelError, families, get_spec, lis
 
 __version__ = "0.1.0"
 
+from . import saving as _saving  # noqa: E402
+
+_saving.install()  # custom layers registered as soon as Keras is imported: .keras files load after `import zoo`
+
 # name -> module that defines it; resolved on first use so `import zoo` never imports TensorFlow.
 _LAZY = {
     "build": "zoo.models",

@@ -7,7 +7,9 @@ import os
 from typing import Optional, Sequence
 
 import keras
-from keras import layers, ops
+from keras import layers
+
+from .layers import LocalResponseNormalization  # noqa: F401 - the families' LRN, defined with the other custom layers
 
 BN_EPSILON = 1.001e-5  # keras.applications' value, so its BatchNorm statistics map over unchanged
 
@@ -164,37 +166,3 @@ def bn_relu_conv(x, filters: int, kernel_size, *, strides=1, padding="same", nam
     x = layers.Activation("relu", name=f"{name}_relu")(x)
     return layers.Conv2D(filters, kernel_size, strides=strides, padding=padding, use_bias=use_bias,
                          name=f"{name}_conv")(x)
-
-
-@keras.saving.register_keras_serializable(package="zoo")
-class LocalResponseNormalization(layers.Layer):
-    """Local Response Normalization across channels (Krizhevsky et al. 2012, sec. 3.3):
-
-        b_i = a_i / (k + alpha * sum_{j = i - n//2}^{i + n//2} a_j^2) ^ beta
-
-    with the paper's constants k=2, n=5, alpha=1e-4, beta=0.75. Note the conventions: TF's
-    `tf.nn.local_response_normalization` takes `depth_radius = n // 2` and the same alpha (not divided by n);
-    PyTorch's `LocalResponseNorm(size=n)` divides alpha by n. Only channels_last inputs.
-    """
-
-    def __init__(self, size: int = 5, alpha: float = 1e-4, beta: float = 0.75, k: float = 2.0, **kwargs):
-        super().__init__(**kwargs)
-        if size < 1 or size % 2 == 0:
-            raise ValueError(f"LRN size must be a positive odd number, got {size}")
-        self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
-
-    def call(self, x):
-        radius = self.size // 2
-        squared = ops.square(x)
-        padded = ops.pad(squared, [[0, 0]] * (len(x.shape) - 1) + [[radius, radius]])
-        channels = x.shape[-1]
-        window_sum = padded[..., 0:channels]
-        for offset in range(1, self.size):
-            window_sum = window_sum + padded[..., offset:offset + channels]
-        return x / ops.power(self.k + self.alpha * window_sum, self.beta)
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self):
-        return {**super().get_config(), "size": self.size, "alpha": self.alpha, "beta": self.beta, "k": self.k}

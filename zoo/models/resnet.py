@@ -24,52 +24,14 @@ predictions), so keras' ResNet50/101/152 weights map onto ours by name (zoo.weig
 
 from __future__ import annotations
 
-import keras
-from keras import layers, ops
+from keras import layers
 
 from ..archs import ResNetArch
 from . import common
+from .layers import ZeroPadShortcut  # noqa: F401 - option A shortcut, with the other custom layers
 from .family import DEEP_GRAPH_RECURSION_LIMIT, Family, Stage, allow_deep_graphs, pooled_head  # noqa: F401
 
 DEEP_GRAPH_BLOCKS = 100  # nets with more residual blocks than this raise the recursion limit (ResNet-152: 50)
-
-
-@keras.saving.register_keras_serializable(package="zoo")
-class ZeroPadShortcut(layers.Layer):
-    """Option A shortcut (sec. 3.3): identity, subsampled by `strides`, with zero channels appended.
-
-    Taking every `strides`-th pixel (from the top-left one) lines the shortcut up with a strided conv whose
-    padding is symmetric: output pixel i of both is centred on input pixel `strides * i`. No parameters.
-    """
-
-    def __init__(self, filters: int, strides: int = 2, **kwargs):
-        super().__init__(**kwargs)
-        self.filters, self.strides = int(filters), int(strides)
-
-    def build(self, input_shape):
-        if input_shape[-1] > self.filters:
-            raise ValueError(f"{self.name}: cannot zero-pad {input_shape[-1]} channels down to {self.filters}")
-
-    def call(self, x):
-        s = self.strides
-        x = x[:, ::s, ::s, :] if s > 1 else x
-        return ops.pad(x, [[0, 0], [0, 0], [0, 0], [0, self.filters - x.shape[-1]]])
-
-    def compute_output_shape(self, input_shape):
-        n, h, w, _ = input_shape
-        s = self.strides
-        ceil = lambda side: None if side is None else (side + s - 1) // s  # noqa: E731 - x[::s] keeps ceil(side/s)
-        return (n, ceil(h), ceil(w), self.filters)
-
-    def get_config(self):
-        return {**super().get_config(), "filters": self.filters, "strides": self.strides}
-
-    @classmethod
-    def from_config(cls, config):
-        # Loading a saved CIFAR ResNet rebuilds its graph before the builder ever runs in this process; the
-        # layers are deserialized first, so this is the one hook that can make room for ResNet-1202's depth.
-        allow_deep_graphs()
-        return cls(**config)
 
 
 def conv3x3_bn(x, filters: int, *, strides: int = 1, activation="relu", name: str):
