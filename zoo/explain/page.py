@@ -24,9 +24,11 @@ def image_uris(pngs: dict[str, bytes]) -> dict[str, str]:
             for path, content in pngs.items()}
 
 
-def render(data: dict, pngs: dict[str, bytes], serve: bool = False) -> str:
+def render(data: dict, pngs: dict[str, bytes], serve: bool = False, image_key: str | None = None) -> str:
+    """The page; `serve`: the `zoo serve` version (upload, drawing pad, units and classes on demand for the image
+    the server knows as `image_key`)."""
     title = f"zoo explain: {data['model']['name']}"
     blocks = "\n".join([json_block("explain-data", data), json_block("explain-images", image_uris(pngs)),
-                        json_block("explain-mode", {"serve": serve})])
+                        json_block("explain-mode", {"serve": serve, "image": image_key})])
     return (_asset("page.html").replace("{{title}}", title).replace("{{css}}", _asset("page.css"))
             .replace("{{data}}", blocks).replace("{{js}}", _asset("page.js")))
