@@ -70,22 +70,23 @@ function renderUnitList() {
 
 const layerByName = (name) => D.layers.find((l) => l.name === name);
 
+function fieldBox(L, index) {
+  const ch = L.channels && L.channels.find((c) => c.channel === index[2]);
+  const f = (ch && ch.field) || L.field, [H, W] = D.model.input;
+  if (f.whole || index.length !== 3) return [0, 0, H - 1, W - 1];
+  const top = f.start[0] + index[0] * f.jump[0], left = f.start[1] + index[1] * f.jump[1];
+  return [Math.max(0, top), Math.max(0, left), Math.min(H - 1, top + f.size[0] - 1), Math.min(W - 1, left + f.size[1] - 1)];
+}
+
 function drawField(L, index) {
   const canvas = $("field"), ctx = canvas.getContext("2d"), img = new Image();
+  const [top, left, bottom, right] = fieldBox(L, index), [H, W] = D.model.input;
+  canvas.dataset.box = [top, left, bottom, right].join(",");
   img.onload = () => {
     ctx.imageSmoothingEnabled = false; ctx.drawImage(img, 0, 0, canvas.width, canvas.height);
-    const ch = L.channels && L.channels.find((c) => c.channel === index[2]);
-    const f = (ch && ch.field) || L.field, [H, W] = D.model.input;
-    let top = 0, left = 0, bottom = H - 1, right = W - 1;
-    if (!f.whole && index.length === 3) {
-      top = Math.max(0, f.start[0] + index[0] * f.jump[0]); left = Math.max(0, f.start[1] + index[1] * f.jump[1]);
-      bottom = Math.min(H - 1, f.start[0] + index[0] * f.jump[0] + f.size[0] - 1);
-      right = Math.min(W - 1, f.start[1] + index[1] * f.jump[1] + f.size[1] - 1);
-    }
     const sy = canvas.height / H, sx = canvas.width / W;
     ctx.strokeStyle = "#ff2d55"; ctx.lineWidth = 2;
     ctx.strokeRect(left * sx, top * sy, (right - left + 1) * sx, (bottom - top + 1) * sy);
-    canvas.dataset.box = [top, left, bottom, right].join(",");
   };
   img.src = src(D.input_png);
 }
