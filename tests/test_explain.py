@@ -279,3 +279,103 @@ def test_a_huge_image_is_downscaled_and_said_so(monkeypatch):
     monkeypatch.setattr(preprocess, "MAX_PIXELS", 100 * 100)
     array, note = decode_image(png_bytes(np.zeros((300, 200), "uint8")), "big.png")
     assert array.shape[:2] == (122, 81) and "downscaled to 81x122" in note
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The whole report and the command
+
+
+@pytest.fixture(scope="module")
+def lenet_result():
+    from zoo.explain import report
+    from zoo.explain.preprocess import sample_image
+
+    image, source = sample_image(2)
+    return report.explain(report.Request(spec=zoo.get_spec("lenet5"), image=image, image_source=source))
+
+
+def test_report_probabilities_equal_predict(lenet_result):
+    x = lenet_result.x
+    np.testing.assert_allclose(lenet_result.data["head"]["probabilities"],
+                               lenet_result.model.predict(x, verbose=0)[0], atol=1e-6)
+    for key, chain in lenet_result.data["units"].items():
+        for trace in chain:
+            assert trace["difference"] <= 1e-4 * max(1.0, abs(trace["model_value"])), key
+
+
+def test_report_has_every_view(lenet_result):
+    data = lenet_result.data
+    assert {"saliency", "smoothgrad", "gradcam", "occlusion", "deconvnet"} <= set(data["attribution"])
+    assert [s["name"] for s in data["preprocessing"]["steps"]] == ["original", "zero pad", "normalise"]
+    assert data["filters"]["layer"] == "conv1" and len(data["filters"]["png"]) == 6
+    assert data["family"]["connection_tables"][0]["layer"] == "conv2"
+    referenced = {ch["png"] for layer in data["layers"] if layer["shown"] for ch in layer["channels"]}
+    assert referenced <= set(lenet_result.pngs)
+    assert all(content.startswith(b"\x89PNG") for content in lenet_result.pngs.values())
+
+
+def test_randomised_weights_change_the_maps(tmp_path, lenet_result):
+    """The sanity check's random model differs from the given one, and so do its maps."""
+    model = lenet_result.model
+    weights = tmp_path / "given.weights.h5"
+    model.save_weights(weights)
+    from zoo.explain import report
+
+    other = report.build_model(zoo.get_spec("lenet5"), None, seed=1)
+    x = lenet_result.x
+    cls = lenet_result.data["classes"][0]
+    given = attribution.saliency(model, x, [cls])[cls]
+    random = attribution.saliency(other, x, [cls])[cls]
+    assert not np.allclose(given, random)
+    assert lenet_result.data["sanity"]["saliency_rank_correlation"] < 0.95
+    reloaded = report.build_model(zoo.get_spec("lenet5"), str(weights))
+    np.testing.assert_allclose(attribution.saliency(reloaded, x, [cls])[cls], given, atol=1e-6)
+
+
+def _main(cli, args):
+    import contextlib
+    import io as _io
+
+    err = _io.StringIO()
+    out = _io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+        code = cli.main(list(args))
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_zoo_explain_writes_the_page_json_and_pngs(tmp_path):
+    code, out, err = _cli("explain", "lenet5_original", "--methods", "saliency,deconvnet", "-o", str(tmp_path / "e"))
+    assert code == 0, err
+    assert (tmp_path / "e" / "index.html").is_file() and (tmp_path / "e" / "png").is_dir()
+    data = __import__("json").loads((tmp_path / "e" / "explain.json").read_text())
+    assert "no max pooling" in data["attribution"]["not_applicable"]["deconvnet"]
+    assert "deconvnet: " in err and "saliency" in data["attribution"]  # said, and the other views made
+
+
+def _cli(*args):
+    import cli
+
+    return _main(cli, args)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--image", "MISSING.png"], "--image: no such file: MISSING.png"),
+    (["--layers", "conv_2"], "did you mean conv2"),
+    (["--methods", "gradcam,lrp"], "unknown lrp"),
+    (["--class", "12"], "--class: 12 is not a class of lenet5"),
+    (["--weights", "resnet.h5"], "no such file: resnet.h5"),
+])
+def test_bad_input_is_one_line(tmp_path, args, message):
+    code, _, err = _cli("explain", "lenet5", "-o", str(tmp_path / "x"), *args)
+    assert code != 0 and message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_not_an_image_and_weights_of_another_model(tmp_path):
+    text = tmp_path / "notes.png"
+    text.write_text("not a picture")
+    code, _, err = _cli("explain", "lenet5", "--image", str(text), "-o", str(tmp_path / "x"))
+    assert code != 0 and "not an image" in err and len(err.strip().splitlines()) == 1
+    other = tmp_path / "harley.weights.h5"
+    zoo.build("lenet5_harley").save_weights(other)
+    code, _, err = _cli("explain", "lenet5", "--weights", str(other), "-o", str(tmp_path / "x"))
+    assert code != 0 and "lenet5" in err and str(other) in err and len(err.strip().splitlines()) == 1, err
