@@ -163,21 +163,34 @@ def smoothgrad(model, x: np.ndarray, cls: int, samples: int = 16, noise: float =
 
 def gradcam(model, x: np.ndarray, layer_name: str, classes: list[int]) -> dict[int, np.ndarray]:
     """Grad-CAM at the named layer's resolution (h x w), per class: ReLU(sum_k mean(dS/dA_k) A_k)."""
+    return gradients(model, x, [layer_name], classes, with_saliency=False)["gradcam"][layer_name]
+
+
+def gradients(model, x: np.ndarray, layer_names: list[str], classes: list[int], with_saliency: bool = True) -> dict:
+    """Grad-CAM at several layers and the saliency map, per class, from one forward pass and one backward pass
+    per class (a deep net's forward and backward passes are the cost, not the maps)."""
     import tensorflow as tf
 
-    tape, probe, logits, _ = forward(model, tf.constant(x), layers=[layer_name])
-    activation = probe.outputs[layer_name]
-    if len(activation.shape) != 4:
-        del tape
-        raise NotApplicableError(f"Grad-CAM: layer {layer_name!r} has no spatial output ({activation.shape})")
-    maps = {}
+    xt = tf.constant(x)
+    tape, probe, logits, _ = forward(model, xt, layers=layer_names, watch_input=with_saliency)
+    activations = [probe.outputs[name] for name in layer_names]
+    for name, a in zip(layer_names, activations):
+        if len(a.shape) != 4:
+            del tape
+            raise NotApplicableError(f"Grad-CAM: layer {name!r} has no spatial output ({a.shape})")
+    cams: dict[str, dict[int, np.ndarray]] = {name: {} for name in layer_names}
+    saliency_maps: dict[int, np.ndarray] = {}
     for c in classes:
-        grads = tape.gradient(logits, activation, output_gradients=one_hot(logits, c))
-        alpha = tf.reduce_mean(grads, axis=(1, 2))  # (1, K)
-        cam = tf.nn.relu(tf.reduce_sum(activation * alpha[:, None, None, :], axis=-1))
-        maps[c] = cam.numpy()[0].astype("float64")
+        targets = activations + ([xt] if with_saliency else [])
+        grads = tape.gradient(logits, targets, output_gradients=one_hot(logits, c))
+        for name, a, g in zip(layer_names, activations, grads):
+            alpha = tf.reduce_mean(g, axis=(1, 2))  # (1, K)
+            cams[name][c] = tf.nn.relu(tf.reduce_sum(a * alpha[:, None, None, :], axis=-1)).numpy()[0].astype(
+                "float64")
+        if with_saliency:
+            saliency_maps[c] = np.abs(grads[-1].numpy()[0]).max(axis=-1)
     del tape
-    return maps
+    return {"gradcam": cams, "saliency": saliency_maps}
 
 
 def last_spatial_layer(model) -> str:
