@@ -42,11 +42,15 @@ def cli():
 @click.option("--exclude", multiple=True, help="fnmatch pattern to leave out (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--markdown", is_flag=True, help="A Markdown table (the README's model table is this output).")
-def list_models(pattern, family, exclude, as_json, markdown):
+@click.option("--weights", "weights", is_flag=True, help="The named weights (MODEL.TAG) instead of the variants.")
+def list_models(pattern, family, exclude, as_json, markdown, weights):
     """List the variants (PATTERN: fnmatch wildcards, e.g. 'resnet*')."""
     reg = registry_module.registry()
     names = reg.list(pattern or "*", list(exclude), family)
     rows = [reg.get(n) for n in names]
+    if weights:
+        list_weights(rows, as_json, markdown)
+        return
     if markdown:
         click.echo(models_markdown(reg, rows), nl=False)
         return
@@ -60,6 +64,41 @@ def list_models(pattern, family, exclude, as_json, markdown):
     from zoo.tables import rich_table
 
     console().print(rich_table([model_row(reg, s) for s in rows], list_columns()))
+
+
+def weights_rows(specs) -> list[dict]:
+    """One row per named weights entry (`zoo list --weights`), from the registry only."""
+    rows = []
+    for spec in specs:
+        for tag, entry in spec.weights.items():
+            full = next((a for a in entry.accuracy if a.dataset == entry.dataset), None)
+            rows.append({"weights": f"{spec.name}.{tag}", "source": entry.source, "dataset": entry.dataset,
+                         "classes": entry.classes, "input": f"{entry.preprocessing.size}x{entry.preprocessing.size}"
+                         f"x{entry.preprocessing.channels}", "top1": full.top1 if full else None,
+                         "size_mb": entry.size_bytes / 1e6 if entry.size_bytes else None, "file": entry.file,
+                         "preprocessing": entry.preprocessing.short()})
+    return rows
+
+
+def list_weights(specs, as_json: bool, markdown: bool) -> None:
+    from zoo.tables import Column, render, rich_table
+
+    rows = weights_rows(specs)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        raise zoo.ZooError("no named weights for these models")
+    optional = lambda fmt: lambda v: "" if v is None else fmt(v)  # noqa: E731
+    columns = [Column("weights", "weights"), Column("source", "source"), Column("dataset", "dataset"),
+               Column("classes", "classes", align="right"), Column("input", "input", align="right"),
+               Column("top1", "top-1 %", optional(formatting.percent), "right"),
+               Column("size_mb", "MB", optional(lambda v: f"{v:.2f}"), "right"),
+               Column("preprocessing", "preprocessing")]
+    if markdown:
+        click.echo(render(rows, columns, "md"), nl=False)
+    else:
+        console().print(rich_table(rows, columns))
 
 
 def model_row(reg, spec) -> dict:
@@ -133,6 +172,14 @@ def info(name, as_json):
     if spec.notes:
         facts.add_row("notes", spec.notes)
     out.print(facts)
+    if spec.weights:
+        from zoo.tables import Column, rich_table
+
+        columns = [Column("tag", "tag"), Column("source", "source"), Column("detail", "dataset, accuracy, file, "
+                                                                            "preprocessing, provenance")]
+        rows = [{"tag": tag, "source": entry.source, "detail": weights_detail(entry)}
+                for tag, entry in spec.weights.items()]
+        out.print(rich_table(rows, columns, title="weights (weights=TAG)", title_justify="left"))
     if spec.results:
         from zoo.tables import Column, rich_table
 
@@ -141,6 +188,20 @@ def info(name, as_json):
                    Column("source", "source")]
         rows = [{**r.model_dump(), "source": r.where()} for r in spec.results]
         out.print(rich_table(rows, columns, title="published results", title_justify="left"))
+
+
+def weights_detail(entry) -> str:
+    """A weights entry as `zoo info` shows it: what it was trained on, how well it does, where it comes from."""
+    lines = [f"{entry.dataset} ({entry.classes} classes), file {entry.file}"
+             + (f" ({entry.size_bytes / 1e6:.2f} MB, sha256 {entry.sha256[:12]}...)" if entry.size_bytes else "")]
+    for measured in entry.accuracy:
+        lines.append(f"top-1 {formatting.percent(measured.top1)}% on {measured.dataset} {measured.split} "
+                     f"({formatting.integer(measured.examples)} images): {measured.command}")
+    lines.append(f"preprocessing: {entry.preprocessing.describe()}")
+    lines.append(f"provenance: {entry.provenance}" + (f" at commit {entry.commit}" if entry.commit else ""))
+    if entry.source == "train":
+        lines.append(f"not shipped: {entry.train_command}, then weights=runs/.../model.weights.h5")
+    return "\n".join(lines)
 
 
 def parse_shape(value):

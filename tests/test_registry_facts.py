@@ -8,7 +8,7 @@ in how they are stated:
     normalises exactly as before;
   - recipes: `{fashion_mnist: X, fashion_mnist_sample: X}` is now the pattern `{"fashion_mnist*": X}`;
     recipe_for() is checked to give the same recipe as before for every dataset of the catalogue;
-  - group, keras_twin: new fields (keras_twin moved from zoo.weights into the registry);
+  - group, keras_twin, weights: new fields (keras_twin moved from zoo.weights into the registry);
   - PROSE_FIXES: notes corrected since the snapshot (a named function that never existed), listed one by one.
 """
 
@@ -26,7 +26,7 @@ from zoo.registry import registry
 
 ROOT = Path(__file__).resolve().parents[1]
 BEFORE = json.loads((ROOT / "tests" / "data" / "registry_facts_before.json").read_text())
-NEW_FIELDS = {"group", "keras_twin"}
+NEW_FIELDS = {"group", "keras_twin", "weights"}  # weights: named weights (issue 12)
 STATISTICS = ("mean", "std")
 # zoo.weights.KERAS_APPLICATIONS as it was written out in Python before it was read from the registry.
 KERAS_TWINS_BEFORE = {"vgg16": "VGG16", "vgg19": "VGG19", "resnet50": "ResNet50", "resnet101": "ResNet101",

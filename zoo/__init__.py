@@ -33,6 +33,7 @@ _LAZY = {
     "evaluate": "zoo.training",
     "RunResult": "zoo.training",
     "EvalResult": "zoo.training",
+    "get_weights": "zoo.pretrained",
 }
 
 

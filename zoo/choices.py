@@ -48,3 +48,16 @@ REFERENCE_SOURCES = values(ReferenceSource)
 TableFormat = Literal["md", "csv", "json"]
 TABLE_FORMATS = values(TableFormat)
 __all__ += ["TableFormat", "TABLE_FORMATS"]
+
+# Appended (pretrained weights, issue 12): Keras' preprocess_input modes, pixel channel order, where named weights
+# come from, and `zoo export`'s formats.
+KerasPreprocessMode = Literal["caffe", "torch", "tf"]  # keras.applications.imagenet_utils.preprocess_input
+ChannelOrder = Literal["rgb", "bgr"]
+WeightsSource = Literal["shipped", "keras_applications", "train"]  # inside the package / Keras' cache / train it
+ExportFormat = Literal["savedmodel", "onnx", "litert"]
+KERAS_PREPROCESS_MODES = values(KerasPreprocessMode)
+CHANNEL_ORDERS = values(ChannelOrder)
+WEIGHTS_SOURCES = values(WeightsSource)
+EXPORT_FORMATS = values(ExportFormat)
+__all__ += ["KerasPreprocessMode", "ChannelOrder", "WeightsSource", "ExportFormat", "KERAS_PREPROCESS_MODES",
+            "CHANNEL_ORDERS", "WEIGHTS_SOURCES", "EXPORT_FORMATS"]

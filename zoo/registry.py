@@ -20,6 +20,7 @@ from pydantic import Field, field_validator, model_validator
 from . import archs
 from .choices import Augment, Interpolation, OptimizerName, ReferenceSource, ResultMetric, ScheduleKind, ScheduleUnit
 from .errors import ZooError
+from .pretrained.entry import WeightsEntry
 from .schema import Strict, cached_by_mtime, load_yaml, validate
 
 __all__ = [
@@ -126,6 +127,16 @@ class Spec(Strict):
     group: Optional[str] = Field(None, description="the family's group (regime) whose facts the entry takes")
     keras_twin: Optional[str] = Field(None, pattern=r"^[A-Z][A-Za-z0-9]*$", description=(
         "the keras.applications constructor with the same layers and layer names (its weights import by name)"))
+    weights: dict[str, WeightsEntry] = Field({}, description="named weights: tag -> file, dataset, preprocessing, "
+                                             "measured accuracy, provenance (zoo/pretrained)")
+
+    @field_validator("weights")
+    @classmethod
+    def _weights_tags(cls, weights: dict) -> dict:
+        for tag in weights:
+            if not re.fullmatch(r"[a-z][a-z0-9_]*", tag):
+                raise ValueError(f"weights tag {tag!r}: lower-case letters, digits and '_'")
+        return weights
 
     @field_validator("family")
     @classmethod

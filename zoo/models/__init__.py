@@ -27,9 +27,26 @@ def build(name: str, **kwargs):
 
 
 def build_spec(spec, **kwargs):
-    """`build` for a Spec already in hand (the harness passes the one it resolved; no second look-up)."""
+    """`build` for a Spec already in hand (the harness passes the one it resolved; no second look-up).
+
+    `weights` may be a tag of the variant's registry entry ("fashion_mnist", "imagenet"), a path or a
+    zoo.pretrained.Weights: resolved by zoo.pretrained (sha256 checked, Keras' cache for "imagenet"); a file is
+    passed down to the family's build, keras.applications' weights are mapped in memory after it."""
     options = {"classes": spec.classes, "name": spec.name, **spec.builder_kwargs, **kwargs}
-    return family_of(spec).build(spec.arch, spec.input, **options)
+    weights = options.pop("weights", None)
+    resolved = None
+    if weights is not None:
+        from ..pretrained import resolve
+
+        resolved = resolve(spec, weights, include_top=options.get("include_top", True))
+        # the weights' class count unless the caller asked for one (then it must be theirs)
+        options["classes"] = resolved.head_classes(options.get("include_top", True), kwargs.get("classes"))
+        if not resolved.keras_mapped:
+            options["weights"] = resolved.path
+    model = family_of(spec).build(spec.arch, spec.input, **options)
+    if resolved is not None and resolved.keras_mapped:
+        resolved.load_into(model)
+    return model
 
 
 def family_of(spec_or_name):

@@ -1,0 +1,182 @@
+#!/usr/bin/env python
+"""Ship trained weights: copy a finished `zoo train` run's model.weights.h5 into zoo/pretrained/, measure it with
+`zoo eval` (the full test split and the embedded sample's), and print the registry entry to paste under the model.
+
+    ZOO_DATA_DIR=/work/zoo-data .venv/bin/zoo train lenet5 --dataset fashion_mnist --output /work/runs/lenet5-fm \\
+        --results docs/runs
+    .venv/bin/python scripts/make_weights.py lenet5=/work/runs/lenet5-fm [resnet20=/work/runs/resnet20-fm ...]
+    .venv/bin/python scripts/make_weights.py --readme          # zoo/pretrained/README.md from the registry
+
+A run is reused, never retrained here: train it first (the command above; its record lands in docs/runs, which
+the entry names). Files over --max-mb are refused: those variants get a `source: train` entry instead.
+The README is regenerated from registry.yaml's shipped entries (sha256, size, accuracy, provenance), so the
+registry stays the one place the facts live.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import zoo  # noqa: E402
+from zoo import pretrained  # noqa: E402
+from zoo.io import atomic_path  # noqa: E402
+
+RUNS = ROOT / "docs" / "runs"
+
+
+def commit_at(started: str) -> str:
+    """The checkout's commit when the run started (the last one before it): the code the weights were trained with
+    (a record does not name it)."""
+    return subprocess.run(["git", "log", "-1", "--format=%h", "--abbrev=12", f"--before={started}"], cwd=ROOT,
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+
+def measured(model: str, path: Path, dataset: str) -> dict:
+    """`zoo eval MODEL --weights PATH --dataset D --json` on D's evaluation split, as the registry records it."""
+    from zoo.training.evaluate import evaluate
+
+    result = evaluate(model, path, dataset=dataset)
+    relative = path.relative_to(ROOT)
+    return {"dataset": dataset, "split": result.split, "top1": round(100 * result.top1, 2),
+            "top5": round(100 * result.top5, 2) if result.top5 is not None else None,
+            "examples": result.examples,
+            "command": f"zoo eval {model} --weights {relative} --dataset {dataset}"}
+
+
+def ship(model: str, run_dir: Path, tag: str, max_mb: float) -> dict:
+    config = json.loads((run_dir / "config.json").read_text())
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    if config["model"] != model:
+        raise SystemExit(f"{run_dir} is a run of {config['model']}, not {model}")
+    record = RUNS / f"{metrics['run_id']}.json"
+    if not record.is_file():
+        raise SystemExit(f"{record} is missing: train with --results docs/runs (or `zoo train --resume`)")
+    source = run_dir / "model.weights.h5"
+    size = source.stat().st_size
+    if size > max_mb * 1e6:
+        raise SystemExit(f"{source} is {size / 1e6:.1f} MB, over {max_mb} MB: give {model} a `source: train` entry")
+    target = pretrained.PRETRAINED_DIR / f"{model}.{tag}.weights.h5"
+    with atomic_path(target) as tmp:
+        shutil.copyfile(source, tmp)
+    spec = zoo.get_spec(model)
+    prep = pretrained.pipeline_preprocessing(spec, config["dataset"], config["image_size"])
+    accuracy = [measured(model, target, config["dataset"]), measured(model, target, f"{config['dataset']}_sample")]
+    return {
+        "source": "shipped", "file": target.name, "sha256": pretrained.sha256_of(target), "size_bytes": size,
+        "dataset": config["dataset"], "classes": config["classes"],
+        "preprocessing": prep.model_dump(exclude_defaults=True), "accuracy": accuracy,
+        "provenance": f"trained here: `zoo train {model} --dataset {config['dataset']}` (recipe {config['recipe']}, "
+                      f"{metrics['epochs']:g} epochs, seed {metrics['seed']}), run {metrics['run_id']}",
+        "recipe": config["recipe"], "commit": commit_at(config["started"]), "record": str(record.relative_to(ROOT)),
+        "train_command": f"zoo train {model} --dataset {config['dataset']}",
+    }
+
+
+def as_yaml(model: str, tag: str, entry: dict) -> str:
+    """The entry as registry.yaml writes it: one flow mapping per line where it is short."""
+    def flow(value) -> str:
+        return json.dumps(value, ensure_ascii=False).replace('"', "") if isinstance(value, dict) else json.dumps(value)
+
+    lines = [f"  # {model}:", "    weights:", f"      {tag}:"]
+    for key, value in entry.items():
+        if key == "accuracy":
+            lines.append("        accuracy:")
+            for item in value:
+                inner = ", ".join(f"{k}: {json.dumps(v) if isinstance(v, str) else v}" for k, v in item.items()
+                                  if v is not None)
+                lines.append(f"          - {{{inner}}}")
+        elif key == "preprocessing":
+            lines.append(f"        preprocessing: {flow(value)}")
+        else:
+            lines.append(f"        {key}: {json.dumps(value) if isinstance(value, str) else value}")
+    return "\n".join(lines)
+
+
+def write_entry(model: str, tag: str, block: str) -> None:
+    """Put the entry into registry.yaml under `models.<model>.weights.<tag>` (replacing that tag's lines if
+    present, else at the end of the model's entry): a text edit, so comments and layout elsewhere stay."""
+    from zoo.results import write_text_atomic
+
+    path = ROOT / "registry.yaml"
+    lines = path.read_text().splitlines(keepends=True)
+    start = lines.index(f"  {model}:\n")
+    end = next(i for i in range(start + 1, len(lines)) if lines[i].strip() and not lines[i].startswith("    "))
+    while not lines[end - 1].strip():
+        end -= 1
+    body = block.splitlines(keepends=True)[1:]  # without the '# model:' comment line
+    body = [line if line.endswith("\n") else line + "\n" for line in body]
+    weights = next((i for i in range(start, end) if lines[i] == "    weights:\n"), None)
+    if weights is None:
+        lines[end:end] = body
+    else:
+        tag_at = next((i for i in range(weights, end) if lines[i] == f"      {tag}:\n"), None)
+        if tag_at is None:
+            lines[end:end] = body[1:]
+        else:
+            stop = next((i for i in range(tag_at + 1, end) if not lines[i].startswith("        ")), end)
+            lines[tag_at:stop] = body[1:]
+    write_text_atomic(path, "".join(lines))
+    zoo.load_registry()  # validates the result
+
+
+README_HEAD = """# Shipped weights
+
+Trained here, on the full Fashion-MNIST training split (60,000 images), by `zoo train` runs whose records are in
+`docs/runs`; copied here by `scripts/make_weights.py`, which also measured the accuracies with `zoo eval`. Every file
+is checked against its sha256 when it is loaded (`zoo.build(NAME, weights=TAG)`, `zoo predict NAME --weights TAG`).
+Generated from registry.yaml by `scripts/make_weights.py --readme`: do not edit by hand.
+
+| weights | file | size | sha256 | test top-1 (full) | sample test top-1 | recipe | commit | record |
+|---|---|---:|---|---:|---:|---|---|---|
+"""
+
+
+def readme() -> str:
+    rows = []
+    reg = zoo.load_registry()
+    for name in reg.names():
+        for tag, entry in reg.models[name].weights.items():
+            if entry.source != "shipped":
+                continue
+            full = next((a for a in entry.accuracy if not a.dataset.endswith("_sample")), None)
+            sample = next((a for a in entry.accuracy if a.dataset.endswith("_sample")), None)
+            cells = [f"`{name}.{tag}`", f"`{entry.file}`", f"{(entry.size_bytes or 0) / 1e6:.2f} MB",
+                     f"`{entry.sha256}`", f"{full.top1:.2f}%" if full else "", f"{sample.top1:.2f}%" if sample else "",
+                     entry.recipe or "", f"`{entry.commit}`" if entry.commit else "",
+                     f"[{Path(entry.record).name}](../../{entry.record})" if entry.record else ""]
+            rows.append("| " + " | ".join(cells) + " |")
+    notes = ("\nProvenance per file and the preprocessing each expects: `zoo info NAME` or registry.yaml. Larger "
+             "variants are not shipped; their entries give the `zoo train` command that makes the same file.\n")
+    return README_HEAD + "\n".join(rows) + "\n" + notes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", nargs="*", metavar="MODEL=RUN_DIR")
+    parser.add_argument("--tag", default="fashion_mnist")
+    parser.add_argument("--max-mb", type=float, default=5.0)
+    parser.add_argument("--readme", action="store_true", help="regenerate zoo/pretrained/README.md")
+    parser.add_argument("--write", action="store_true", help="write the entries into registry.yaml")
+    args = parser.parse_args()
+    for item in args.runs:
+        model, _, run_dir = item.partition("=")
+        block = as_yaml(model, args.tag, ship(model, Path(run_dir), args.tag, args.max_mb))
+        print(block)
+        if args.write:
+            write_entry(model, args.tag, block)
+    if args.readme:
+        from zoo.results import write_text_atomic
+
+        write_text_atomic(pretrained.PRETRAINED_DIR / "README.md", readme())
+
+
+if __name__ == "__main__":
+    main()

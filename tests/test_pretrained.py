@@ -1,0 +1,216 @@
+"""Named weights (zoo.pretrained) and their preprocessing (zoo.preprocess): registry entries, shipped files, the
+accuracy they reproduce, the preprocessing the training pipeline applies, Keras' modes, and the one-line errors."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+import zoo
+from zoo import pretrained
+from zoo.preprocess import Preprocessing
+from zoo.registry import registry
+
+SHIPPED = [(name, tag) for name in registry().names() for tag, entry in registry().models[name].weights.items()
+           if entry.source == "shipped"]
+HEAVY = {"resnet20", "densenet_bc100_k12"}  # their sample evaluation takes over 10 s on 2 cores
+KERAS_MODE = {"VGG": "caffe", "ResNet": "caffe", "DenseNet": "torch"}
+
+
+def entry_of(name, tag):
+    return registry().models[name].weights[tag]
+
+
+def sample_split(entry_split: str = "test"):
+    from zoo.data.sources import read_idx
+    from zoo.data.catalogue import sample_dir
+
+    folder = sample_dir()
+    return (read_idx(folder / "t10k-images-idx3-ubyte.gz"), read_idx(folder / "t10k-labels-idx1-ubyte.gz"))
+
+
+# -- the registry's entries ---------------------------------------------------------------------------------
+
+
+def test_some_weights_ship():
+    assert ("lenet5", "fashion_mnist") in SHIPPED
+
+
+@pytest.mark.parametrize("name,tag", SHIPPED)
+def test_shipped_file_is_small_and_matches_its_sha256(name, tag):
+    entry = entry_of(name, tag)
+    path = pretrained.PRETRAINED_DIR / entry.file
+    assert path.stat().st_size == entry.size_bytes <= 5_000_000
+    assert pretrained.sha256_of(path) == entry.sha256
+    assert entry.record and (pretrained.PRETRAINED_DIR.parents[1] / entry.record).is_file()
+    assert {a.dataset for a in entry.accuracy} == {entry.dataset, f"{entry.dataset}_sample"}
+
+
+def test_every_keras_twin_has_imagenet_weights_with_keras_mode():
+    twins = {name: spec for name, spec in registry().models.items() if spec.keras_twin}
+    assert len(twins) == 8
+    for name, spec in twins.items():
+        entry = spec.weights["imagenet"]
+        mode = next(m for prefix, m in KERAS_MODE.items() if spec.keras_twin.startswith(prefix))
+        assert (entry.source, entry.preprocessing.mode, entry.classes) == ("keras_applications", mode, 1000), name
+        assert entry.file == f"{name}_weights_tf_dim_ordering_tf_kernels.h5"
+
+
+@pytest.mark.parametrize("name,tag", SHIPPED)
+def test_entry_preprocessing_is_the_pipelines(name, tag):
+    """What the entry says the weights expect is what the training pipeline fed them. (On the embedded sample the
+    pipeline normalises with the sample's own statistics, 73.27/90.28 instead of 72.94/90.02: the next test's
+    pipeline is given the weights' mean/std.)"""
+    entry = entry_of(name, tag)
+    assert pretrained.pipeline_preprocessing(zoo.get_spec(name), entry.dataset) == entry.preprocessing
+
+
+@pytest.mark.parametrize("name,tag", SHIPPED)
+def test_preprocessing_equals_the_eval_pipeline_on_the_sample(name, tag):
+    from zoo.data.pipeline import make_dataset
+
+    entry = entry_of(name, tag)
+    prep = entry.preprocessing
+    images, _ = sample_split()
+    ds = make_dataset("fashion_mnist_sample", "test[:64]", image_size=prep.size, channels=prep.channels,
+                      batch_size=64, training=False, deterministic=True, mean=prep.mean, std=prep.std)
+    expected = next(iter(ds))[0].numpy()
+    np.testing.assert_allclose(prep(images[:64]), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("name,tag", [pytest.param(n, t, marks=pytest.mark.slow) if n in HEAVY else (n, t)
+                                      for n, t in SHIPPED])
+def test_shipped_weights_reproduce_the_committed_sample_accuracy(name, tag):
+    """`zoo eval NAME --weights <shipped file> --dataset fashion_mnist_sample`: the number in registry.yaml."""
+    from zoo.training.evaluate import evaluate
+
+    entry = entry_of(name, tag)
+    committed = next(a for a in entry.accuracy if a.dataset.endswith("_sample"))
+    weights = pretrained.resolve(name, tag)
+    result = evaluate(name, weights.path, dataset=committed.dataset)
+    assert result.examples == committed.examples
+    assert round(100 * result.top1, 2) == pytest.approx(committed.top1, abs=0.011)
+
+
+# -- loading ------------------------------------------------------------------------------------------------
+
+
+def test_build_with_a_tag_equals_build_with_the_file():
+    images, _ = sample_split()
+    w = zoo.get_weights("lenet5.fashion_mnist")
+    by_tag = zoo.build("lenet5", weights="fashion_mnist")
+    by_path = zoo.build("lenet5", weights=w.path)
+    x = w.preprocess(images[:8])
+    np.testing.assert_array_equal(by_tag.predict(x, verbose=0), by_path.predict(x, verbose=0))
+    top = w.decode(by_tag.predict(x, verbose=0), top=3)
+    assert len(top) == 8 and all(len(t) == 3 for t in top)
+    assert top[0][0].label in w.class_names and top[0][0].probability >= top[0][1].probability
+
+
+def test_a_path_from_a_run_folder_takes_the_entrys_metadata(tmp_path):
+    import json
+
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(zoo.get_weights("lenet5.fashion_mnist").path, run / "model.weights.h5")
+    (run / "config.json").write_text(json.dumps({"model": "lenet5", "dataset": "fashion_mnist_sample",
+                                                 "image_size": 32, "classes": 10}))
+    w = pretrained.resolve("lenet5", run / "model.weights.h5")
+    assert w.tag is None and w.preprocessing == entry_of("lenet5", "fashion_mnist").preprocessing
+    with pytest.raises(pretrained.WeightsError, match=r"a run of lenet5 \(its config.json\), not lenet5_harley"):
+        pretrained.resolve("lenet5_harley", run / "model.weights.h5")
+
+
+def test_imagenet_without_keras_file_names_the_file_and_the_keras_call(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    with pytest.raises(FileNotFoundError) as e:
+        zoo.build("resnet50", weights="imagenet")
+    message = str(e.value)
+    assert str(tmp_path / "models" / "resnet50_weights_tf_dim_ordering_tf_kernels.h5") in message
+    assert "keras.applications.ResNet50(weights='imagenet')" in message and "\n" not in message
+    with pytest.raises(FileNotFoundError, match="_notop.h5"):
+        pretrained.resolve("densenet121", "imagenet", include_top=False)
+
+
+# -- bad input: one line naming what is wrong ---------------------------------------------------------------
+
+
+def test_unknown_tag_lists_the_available_ones():
+    with pytest.raises(KeyError) as e:
+        zoo.build("lenet5", weights="mnist")
+    assert str(e.value) == "unknown weights 'mnist' for lenet5 (available: fashion_mnist)"
+    with pytest.raises(KeyError, match="expected MODEL.TAG"):
+        zoo.get_weights("lenet5")
+
+
+def test_another_class_count_names_both():
+    with pytest.raises(ValueError, match=r"lenet5.fashion_mnist has 10 classes \(fashion_mnist\); the model was "
+                                         r"asked for 5"):
+        zoo.build("lenet5", weights="fashion_mnist", classes=5)
+
+
+def test_weights_of_another_model_name_both():
+    with pytest.raises(ValueError, match="lenet5_harley"):
+        zoo.build("lenet5_harley", weights=zoo.get_weights("lenet5.fashion_mnist").path)
+
+
+def test_sha256_mismatch_names_the_file(tmp_path, monkeypatch):
+    entry = entry_of("lenet5", "fashion_mnist")
+    damaged = tmp_path / entry.file
+    data = bytearray((pretrained.PRETRAINED_DIR / entry.file).read_bytes())
+    data[-1] ^= 0xFF
+    damaged.write_bytes(bytes(data))
+    monkeypatch.setattr(pretrained, "PRETRAINED_DIR", tmp_path)
+    with pytest.raises(pretrained.ChecksumError, match=f"{damaged}: sha256 .* is not lenet5.fashion_mnist's"):
+        zoo.build("lenet5", weights="fashion_mnist")
+
+
+def test_folder_and_missing_file(tmp_path):
+    with pytest.raises(ValueError, match="is a folder"):
+        pretrained.resolve("lenet5", tmp_path)
+    with pytest.raises(FileNotFoundError, match="weights file not found"):
+        pretrained.resolve("lenet5", tmp_path / "x.weights.h5")
+
+
+# -- Preprocessing ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["caffe", "torch", "tf"])
+def test_keras_modes_equal_keras_preprocess_input(mode):
+    from keras.applications import imagenet_utils
+
+    x = np.random.default_rng(0).integers(0, 256, (2, 8, 8, 3)).astype("float32")
+    prep = Preprocessing(size=8, channels=3, mode=mode)
+    expected = imagenet_utils.preprocess_input(x.copy(), mode=mode)
+    np.testing.assert_allclose(prep(x), np.asarray(expected), atol=1e-5)
+
+
+def test_geometry_any_size_grey_or_colour_numpy_or_tensor():
+    import tensorflow as tf
+
+    prep = Preprocessing(size=224, channels=3, resize=256, crop=224, mode="caffe")
+    colour = np.random.default_rng(1).integers(0, 256, (300, 200, 3), dtype=np.uint8)
+    grey = colour[..., 0]
+    assert prep(colour).shape == (1, 224, 224, 3) and prep(grey).shape == (1, 224, 224, 3)
+    assert prep([colour, grey[:100, :150]]).shape == (2, 224, 224, 3)
+    out = prep(tf.constant(colour))
+    assert isinstance(out, tf.Tensor)
+    np.testing.assert_allclose(out.numpy(), prep(colour), atol=1e-5)
+    exact = np.random.default_rng(2).integers(0, 256, (256, 256, 3), dtype=np.uint8)
+    np.testing.assert_allclose(prep(exact)[0], exact[16:240, 16:240, ::-1] - np.array([103.939, 116.779, 123.68]),
+                               atol=1e-4)  # shorter side already 256: an exact center crop
+    ds = tf.data.Dataset.from_tensor_slices(np.stack([exact, exact])).batch(2).map(prep)
+    np.testing.assert_allclose(next(iter(ds)).numpy()[0], prep(exact)[0], atol=1e-5)
+
+
+def test_preprocessing_schema_errors():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="contradicts mode 'caffe'"):
+        Preprocessing(size=224, channels=3, mode="caffe", channel_order="rgb")
+    with pytest.raises(ValidationError, match="mean has 2 values"):
+        Preprocessing(size=32, channels=3, mean=[1, 2], std=[1])
+    with pytest.raises(ValidationError, match="crop needs resize"):
+        Preprocessing(size=32, channels=1, crop=28, mean=[0], std=[1])
