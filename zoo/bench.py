@@ -1,17 +1,19 @@
 """Throughput benchmark of registry variants (and their keras.applications twins) on synthetic data.
 
 Protocol (after timm's benchmark.py): build the model under the requested dtype policy, make one compiled step
-(inference: a `tf.function` of the forward pass; training: `model.compile` with SGD + sparse cross-entropy and
-`train_on_batch`), run `warmup` untimed steps, then `iters` timed steps, each synchronised on its result (the
+(inference: the forward pass compiled by the backend: a `tf.function` under TensorFlow, `jax.jit` of the model's
+stateless call under JAX, where `jit_compile` is XLA and always on, eager under PyTorch; training: `model.compile`
+with SGD + sparse cross-entropy and `train_on_batch`), run `warmup` untimed steps, then `iters` timed steps, each synchronised on its result (the
 outputs are copied to the host, so no step is counted before the device has finished it). Reported: the median
 images/s with its 10th/90th percentiles over the steps, ms per step, the model's parameters and MACs at that image
 size (zoo.count_macs), the achieved GFLOP/s (2 x MACs per image for inference, 3 x that for training: forward plus
 two backward matmuls), the device's measured matmul peak (a short probe of large matmuls on the same device in
 the policy's compute dtype, the best of a few seconds) and the fraction of it (MFU), and the peak memory (host
-RSS sampled during the run; GPU memory from TensorFlow's allocator where a GPU exists).
+RSS sampled during the run; GPU memory from the backend's allocator where a GPU exists: TensorFlow's and PyTorch's
+peak over the run, JAX's peak since the process started, as JAX cannot reset it).
 
-Out of memory (ResourceExhausted) at a batch size: the batch is halved and the run repeated; the record says so.
-TensorFlow is imported inside the functions, so importing this module is cheap.
+Out of memory (ResourceExhausted, CUDA out of memory) at a batch size: the batch is halved and the run repeated;
+the record says so. The backend's framework is imported inside the functions, so importing this module is cheap.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
-from . import formatting
+from . import backend, formatting
 from .choices import BENCH_MODES, PRECISIONS
 from .errors import ZooError
 from .hardware import (cpu_cores, cpu_model, device_description, first_gpu as _gpu,  # noqa: F401 (re-exported)
@@ -80,12 +82,12 @@ class BenchRecord:
     mfu: float  # gflops_per_s / peak_gflops_per_s
     peak_rss_mb: float  # host resident memory, the highest sampled during build + warm-up + timing
     start_rss_mb: float  # host resident memory before the model was built (TF runtime, earlier models' caches)
-    gpu_peak_mb: Optional[float]  # TensorFlow allocator peak on GPU:0; None without a GPU
+    gpu_peak_mb: Optional[float]  # the backend's allocator peak on the first GPU; None without a GPU
     backend: str
     device: str
     onednn_opts: str  # oneDNN on/off in this process and why, e.g. "on (TF default)" (zoo.hardware.onednn_state)
     load_avg: Optional[float]  # the host's 1-minute load average at the end of the run: > cores means contention
-    tf_version: str
+    tf_version: Optional[str]  # None where TensorFlow is not the backend (and not loaded)
     keras_version: str
     zoo_version: str
     date: str  # UTC, ISO 8601
@@ -137,12 +139,14 @@ RECORD_COLUMNS = [_TEXT_COLUMNS.get(name) or Column(name, None) for name in COLU
 
 
 def is_out_of_memory(error: BaseException) -> bool:
-    """TensorFlow's ResourceExhaustedError (also when Keras re-raises it wrapped), or an allocator OOM message."""
+    """TensorFlow's ResourceExhaustedError, PyTorch's OutOfMemoryError (also when Keras re-raises them wrapped), or
+    an allocator OOM message (XLA's RESOURCE_EXHAUSTED under JAX)."""
     for e in _chain(error):
-        if type(e).__name__ == "ResourceExhaustedError":
+        if type(e).__name__ in ("ResourceExhaustedError", "OutOfMemoryError"):
             return True
         text = str(e)
-        if "OOM when allocating" in text or "RESOURCE_EXHAUSTED" in text or "Out of memory" in text:
+        if ("OOM when allocating" in text or "RESOURCE_EXHAUSTED" in text or "Out of memory" in text
+                or "out of memory" in text):
             return True
     return False
 
@@ -190,6 +194,11 @@ def _release_memory():
 
     keras.backend.clear_session()
     gc.collect()
+    if backend.name() == "torch":
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -203,32 +212,50 @@ def matmul_peak(dtype: str = "float32", seconds: float = 3.0, refresh: bool = Fa
     """The device's best measured matmul rate in GFLOP/s for `dtype`: square matmuls large enough to be
     compute-bound, repeated for about `seconds`; the best single timing counts (on a shared machine the best is
     the one least disturbed). Cached per device and dtype; `refresh` probes again and keeps the higher value."""
-    import tensorflow as tf
-
     on_gpu = _gpu() is not None
     key = ("GPU" if on_gpu else "CPU", dtype)
     if key in _PEAKS and not refresh:
         return _PEAKS[key]
-
-    @tf.function
-    def product_sum(x, y):  # the sum is O(n^2) next to the O(n^3) product, and keeps the product alive
-        return tf.reduce_sum(tf.cast(tf.linalg.matmul(x, y), "float32"))
+    product_sum, operand = _matmul_probe(dtype)
 
     # Measured on the 2-core CPU here (quiet): 512 -> 180, 1024 -> 200, 1536 -> 216, 3072 -> 220 GFLOP/s, and
     # VGG-16's 3x3 convs reached 216: small sizes understate the peak (MFU above 100%). GPUs need large ones too.
     sizes = (4096, 8192) if on_gpu else (1024, 2048, 3072)
     best = _PEAKS.get(key, 0.0)
     for n in sizes:
-        a = tf.cast(tf.random.uniform((n, n), dtype="float32"), dtype)
-        b = tf.cast(tf.random.uniform((n, n), dtype="float32"), dtype)
-        product_sum(a, b).numpy()  # trace and warm up
+        a, b = operand(n, 0), operand(n, 1)
+        float(product_sum(a, b))  # trace and warm up
         start = time.perf_counter()
         while time.perf_counter() - start < seconds / len(sizes):
             t0 = time.perf_counter()
-            product_sum(a, b).numpy()
+            float(product_sum(a, b))  # to the host: synchronised
             best = max(best, 2 * n ** 3 / (time.perf_counter() - t0) / 1e9)
     _PEAKS[key] = best
     return best
+
+
+def _matmul_probe(dtype: str):
+    """(product_sum(a, b) -> a device scalar, compiled by the backend; operand(n, seed) -> an n x n `dtype` matrix
+    on the device). The sum is O(n^2) next to the O(n^3) product, and keeps the product alive."""
+    import keras
+    from keras import ops
+
+    def product_sum(x, y):
+        return ops.sum(ops.cast(ops.matmul(x, y), "float32"))
+
+    def operand(n: int, seed: int):
+        return ops.cast(keras.random.uniform((n, n), dtype="float32", seed=seed), dtype)
+
+    kind = backend.name()
+    if kind == "jax":
+        import jax
+
+        return jax.jit(product_sum), operand
+    if kind == "tensorflow":
+        import tensorflow as tf
+
+        return tf.function(product_sum), operand
+    return product_sum, operand  # torch: eager kernels are the compiled ones (cuBLAS / oneDNN)
 
 
 def rescale_to_best_peak(records: list["BenchRecord"]) -> None:
@@ -268,18 +295,32 @@ class _MemorySampler:
 
 @contextlib.contextmanager
 def _gpu_memory():
-    """Yields a dict whose 'peak_mb' is GPU:0's allocator peak over the block (None without a GPU)."""
-    import tensorflow as tf
-
+    """Yields a dict whose 'peak_mb' is the first GPU's allocator peak over the block (None without a GPU; under JAX
+    the peak since the process started: JAX has no reset)."""
     result: dict[str, Optional[float]] = {"peak_mb": None}
-    if _gpu() is None:
+    gpu = _gpu()
+    if gpu is None:
         yield result
         return
-    tf.config.experimental.reset_memory_stats("GPU:0")
+    kind = backend.name()
+    if kind == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.reset_memory_stats("GPU:0")
+    elif kind == "torch":
+        import torch
+
+        torch.cuda.reset_peak_memory_stats(gpu)
     try:
         yield result
     finally:
-        result["peak_mb"] = tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2 ** 20
+        if kind == "tensorflow":
+            result["peak_mb"] = tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2 ** 20
+        elif kind == "torch":
+            result["peak_mb"] = torch.cuda.max_memory_allocated(gpu) / 2 ** 20
+        else:
+            peak = (gpu.memory_stats() or {}).get("peak_bytes_in_use")
+            result["peak_mb"] = peak / 2 ** 20 if peak else None
 
 
 @contextlib.contextmanager
@@ -323,23 +364,48 @@ def _build_keras(name: str, image_size: int, channels: int, classes: int):
     return constructor(weights=None, input_shape=(image_size, image_size, channels), classes=classes)
 
 
+def _compiled_forward(model, jit: bool):
+    """forward(x) -> the outputs of `model` in inference mode, compiled as the backend compiles."""
+    kind = backend.name()
+    if kind == "jax":
+        import jax
+
+        # Keras' own predict step under JAX: the stateless call, jitted, with the variables passed in.
+        trainable = [v.value for v in model.trainable_variables]
+        non_trainable = [v.value for v in model.non_trainable_variables]
+        stateless = jax.jit(lambda tv, ntv, x: model.stateless_call(tv, ntv, x, training=False)[0])
+        return lambda x: stateless(trainable, non_trainable, x)
+    if kind == "tensorflow":
+        import tensorflow as tf
+
+        return tf.function(lambda x: model(x, training=False), jit_compile=jit)
+    import torch
+
+    def forward(x):
+        with torch.no_grad():
+            return model(x, training=False)
+
+    return forward
+
+
 def _prepare(model, mode: str, batch: int, classes: int, jit: bool, label: str, implementation: str) -> _Subject:
     """A synchronised step function for `model` on a synthetic batch."""
     import keras
-    import tensorflow as tf
+    from keras import ops, tree
+
     import zoo
 
     shape = (batch, *model.input_shape[1:])
-    images = tf.random.uniform(shape, dtype="float32", seed=0)
+    images = keras.random.uniform(shape, dtype="float32", seed=0)
     outputs = model.outputs if isinstance(model.outputs, list) else [model.outputs]
     if mode == "infer":
-        forward = tf.function(lambda x: model(x, training=False), jit_compile=jit)
+        forward = _compiled_forward(model, jit)
 
         def step():
-            for y in tf.nest.flatten(forward(images)):
-                y.numpy()
+            for y in tree.flatten(forward(images)):
+                ops.convert_to_numpy(y)  # to the host: synchronised
     elif mode == "train":
-        labels = tf.random.uniform((batch,), maxval=classes, dtype="int32", seed=1)
+        labels = keras.random.randint((batch,), 0, classes, dtype="int32", seed=1)
         many = len(outputs) > 1  # GoogLeNet with auxiliary classifiers: the same labels for every head
         model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
                       loss=[keras.losses.SparseCategoricalCrossentropy()] * len(outputs) if many
@@ -371,14 +437,26 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 def _default_jit(xla: Optional[bool]) -> bool:
-    """Keras' own default: XLA on accelerators, not on the CPU."""
+    """Keras' own default: under TensorFlow XLA on accelerators, not on the CPU; under JAX always (jit_compile is
+    XLA, and without it every op runs eagerly); under PyTorch never (torch.compile is not what Keras' jit means).
+    --no-xla under JAX is refused rather than measuring an op-by-op loop."""
+    kind = backend.name()
+    if kind == "jax":
+        if xla is False:
+            raise BenchError("--no-xla: under the JAX backend every step is XLA-compiled (jit_compile is XLA); "
+                             "use the TensorFlow backend to time without XLA")
+        return True
+    if kind == "torch":
+        if xla:
+            raise BenchError("--xla: the PyTorch backend has no XLA; use the JAX or TensorFlow backend")
+        return False
     return (_gpu() is not None) if xla is None else bool(xla)
 
 
 def _record(subject: _Subject, *, mode, batch, image_size, channels, precision, compute_dtype, jit, warmup,
             peak, peak_dtype, rss: "_MemorySampler", gpu_mb) -> BenchRecord:
     import keras
-    import tensorflow as tf
+
     import zoo
 
     times = subject.times
@@ -400,7 +478,7 @@ def _record(subject: _Subject, *, mode, batch, image_size, channels, precision, 
         backend=keras.backend.backend(),
         device=device_description(), onednn_opts=onednn_state(),
         load_avg=os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
-        tf_version=tf.__version__, keras_version=keras.__version__, zoo_version=zoo.__version__,
+        tf_version=backend.versions()["tensorflow"], keras_version=keras.__version__, zoo_version=zoo.__version__,
         date=datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
         host=socket.gethostname())
 
@@ -530,6 +608,12 @@ def write_csv(records: list[BenchRecord], path) -> None:
     write_text_atomic(path, render(record_rows(records), RECORD_COLUMNS, "csv"))
 
 
+def software_line(record: BenchRecord) -> str:
+    """'TensorFlow 2.21.0, Keras 3.15.1 (tensorflow backend)' or 'Keras 3.15.1 (jax backend)'."""
+    tf = f"TensorFlow {record.tf_version}, " if record.tf_version else ""
+    return f"{tf}Keras {record.keras_version} ({record.backend} backend)"
+
+
 def markdown_report(records: list[BenchRecord], command: str) -> str:
     """docs/benchmarks.md: how it was run (command, machine, versions, date), the method, and the table."""
     if not records:
@@ -543,8 +627,7 @@ def markdown_report(records: list[BenchRecord], command: str) -> str:
         f"Generated by `{command}` (rerun it to regenerate this file).",
         "",
         f"- machine: {first.device}, host `{first.host}`",
-        f"- software: TensorFlow {first.tf_version}, Keras {first.keras_version} ({first.backend} backend), "
-        f"zoo {first.zoo_version}; oneDNN {first.onednn_opts}",
+        f"- software: {software_line(first)}, zoo {first.zoo_version}; oneDNN {first.onednn_opts}",
         f"- settings: precision {first.precision}, XLA {'on' if first.jit else 'off'}, {first.warmup} warm-up "
         f"steps, {first.iters} timed steps per row",
         "- measured matmul peak of this device: "
@@ -553,7 +636,8 @@ def markdown_report(records: list[BenchRecord], command: str) -> str:
         f"- host load (1-minute load average at the end of each row, {cpu_cores()} cores): "
         + (f"{formatting.fixed(min(loads))} to {formatting.fixed(max(loads))}" if loads else "unknown"),
         "",
-        "Method: synthetic inputs; inference is a `tf.function` of the forward pass, training is `model.compile` "
+        "Method: synthetic inputs; inference is the forward pass compiled by the backend (a `tf.function` under "
+        "TensorFlow, `jax.jit` of the stateless call under JAX), training is `model.compile` "
         "(SGD with momentum, sparse cross-entropy) and `train_on_batch`; every timed step waits for its result "
         "on the host. images/s is the batch over the median step time, with the 10th-90th percentiles (the batch over "
         "the 90th and 10th percentile step times). "
