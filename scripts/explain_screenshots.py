@@ -34,7 +34,7 @@ def shoot(name: str, folder: Path, out: Path) -> None:
         page.route("**/*", lambda r: r.continue_() if r.request.url.startswith("file:") else r.abort())
         page.goto(page_path.resolve().as_uri())
         page.wait_for_selector("body[data-ready='1']")
-        page.click("button.unit >> nth=0")
+        page.select_option("#unit-select", index=1)
         page.locator("#unit").scroll_into_view_if_needed()
         page.evaluate("window.scrollBy(0, -60)")
         shot = page.screenshot()

@@ -74,7 +74,7 @@ def check_units(page, data: dict, count: int = 3) -> None:
     """Click precomputed units; the page's value and model value equal explain.json's."""
     keys = list(data["units"])
     for key in keys[:: max(1, len(keys) // count)][:count]:
-        page.click(f'button.unit[data-key="{key}"]')
+        page.select_option("#unit-select", key)
         page.wait_for_selector(f'#unit-key:text-is("{key}")')
         chain = data["units"][key]
         shown = page.locator(".trace").all()

@@ -63,9 +63,11 @@ function renderLayers() {
 }
 
 function renderUnitList() {
-  const keys = Object.keys(D.units);
-  $("unit-list").replaceChildren(...keys.slice(0, 400).map((k) => el("button", {class: "unit", text: k,
-    "data-key": k, onclick: () => { const [name, idx] = k.split(":"); selectUnit(name, idx.split(",").map(Number)); }})));
+  const select = el("select", {id: "unit-select"}, el("option", {value: "", text: `${Object.keys(D.units).length} precomputed units`}),
+    ...Object.keys(D.units).map((k) => el("option", {value: k, text: k})));
+  select.addEventListener("change", () => { if (!select.value) return; const [name, idx] = select.value.split(":");
+    selectUnit(name, idx.split(",").map(Number)); });
+  $("unit-list").replaceChildren(select);
 }
 
 const layerByName = (name) => D.layers.find((l) => l.name === name);
