@@ -204,6 +204,9 @@ def weights_detail(entry) -> str:
     return "\n".join(lines)
 
 
+SHAPE_FLAG = "'--input-shape'"
+
+
 def parse_shape(value):
     """--input-shape H,W,C (or HxWxC): three positive whole numbers."""
     if value is None:
@@ -211,11 +214,12 @@ def parse_shape(value):
     try:
         shape = tuple(int(v) for v in value.replace("x", ",").split(","))
     except ValueError:
-        raise click.BadParameter(f"expected H,W,C such as 224,224,3, got {value!r}") from None
+        raise click.BadParameter(f"expected H,W,C such as 224,224,3, got {value!r}", param_hint=SHAPE_FLAG) from None
     if len(shape) != 3:
-        raise click.BadParameter(f"expected three numbers H,W,C, got {value!r}")
+        raise click.BadParameter(f"expected three numbers H,W,C, got {value!r}", param_hint=SHAPE_FLAG)
     if min(shape) < 1:
-        raise click.BadParameter(f"every side must be positive (H,W,C such as 224,224,3), got {value!r}")
+        raise click.BadParameter(f"every side must be positive (H,W,C such as 224,224,3), got {value!r}",
+                                 param_hint=SHAPE_FLAG)
     return shape
 
 
@@ -301,10 +305,10 @@ def main(argv=None) -> int:
         return 130
     except click.exceptions.Exit as e:
         return e.exit_code
-    except click.ClickException as e:
-        e.show()
+    except click.ClickException as e:  # a bad flag or value: one line naming it, as every other error
+        click.echo(f"zoo: error: {e.format_message()}", err=True)
         return e.exit_code
-    except zoo.errors.Interrupted as e:  # SIGTERM/SIGINT during a run: what is kept and how to continue
+    except zoo.errors.Stopped as e:  # SIGTERM/SIGINT during a run: what is kept and how to continue
         click.echo(f"zoo: {e}", err=True)
         return e.exit_code
     except KeyboardInterrupt:

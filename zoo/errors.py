@@ -26,3 +26,12 @@ class Interrupted(KeyboardInterrupt):
 
     def __str__(self) -> str:
         return str(self.args[0])
+
+
+class Stopped(ZooError):
+    """An Interrupted run as the CLI reports it: an Exception, so click does not turn it into a bare 'Aborted!'
+    (click catches every KeyboardInterrupt); one line, `exit_code` 130 or 143."""
+
+    def __init__(self, interrupted: Interrupted):
+        super().__init__(str(interrupted))
+        self.exit_code = interrupted.exit_code

@@ -15,11 +15,13 @@ from __future__ import annotations
 import contextlib
 import datetime
 import errno
+import gc
 import json
 import os
 import secrets
 import shutil
 import sys
+import traceback
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
@@ -147,10 +149,15 @@ def atomic_path(path: str | os.PathLike, *, needed: Optional[int] = None) -> Ite
     tmp = _temporary_name(path)
     try:
         with _quiet_unraisable():
-            yield tmp
-            import gc
-
-            gc.collect()  # close any h5py handle the writer left to its destructor before the file is synced
+            try:
+                yield tmp
+            except BaseException as e:
+                # The writer's frames (in the traceback) hold its h5py file open: let go of them now, so the
+                # handle is closed here, quietly, not by a destructor long after
+                traceback.clear_frames(e.__traceback__)
+                raise
+            finally:
+                gc.collect()  # close any h5py handle the writer left to its destructor, inside the quiet window
         os.chmod(tmp, file_mode())
         _fsync_file(tmp)
         os.replace(tmp, path)

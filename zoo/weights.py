@@ -250,7 +250,8 @@ def convert_file(name: str, keras_weights, output, *, include_top: bool = True):
     if not os.path.isfile(keras_weights):
         raise FileNotFoundError(f"keras weights file not found: {keras_weights}")
     twin = keras_twin(name, weights=None, include_top=include_top)
-    problem = f"cannot load {keras_weights} into keras.applications.{KERAS_APPLICATIONS[name]}(include_top={include_top})"
+    problem = (f"cannot load {keras_weights} into keras.applications.{KERAS_APPLICATIONS[name]}"
+               f"(include_top={include_top})")
     hint = "; for a *_notop file use include_top=False (--no-include-top)" if include_top else ""
     found = file_layout(keras_weights)
     difference = first_difference(model_layout(twin), found) if found else None

@@ -30,8 +30,15 @@ def train(name, output, resume, force, results, no_record, quiet, **options):
     The training options (--dataset ... --data-dir) are zoo.training.RunOptions' fields."""
     from ..training import run
 
-    result = run.train(name, output=output, resume=resume, force=force, results=results, record=not no_record,
-                       verbose=not quiet, echo=click.echo, **options)
+    if no_record and results:
+        raise click.UsageError("--no-record and --results exclude each other: --results says where the record goes")
+    from ..errors import Interrupted, Stopped
+
+    try:
+        result = run.train(name, output=output, resume=resume, force=force, results=results, record=not no_record,
+                           verbose=not quiet, echo=click.echo, **options)
+    except Interrupted as e:
+        raise Stopped(e) from None
     if quiet:
         for line in run.summary_lines(result):
             click.echo(line)

@@ -211,23 +211,52 @@ def _open(name: str, options: RunOptions, output, resume: bool, force: bool) -> 
         raise
 
 
-@contextlib.contextmanager
-def _signals_interrupt(run_dir_of: Callable[[], Optional[RunDir]]):
-    """SIGTERM (schedulers, `docker stop`) ends a run like Ctrl-C: an Interrupted error whose one line says what
-    is kept; the epoch checkpoints are atomic, so whatever the signal cut short is a temporary file."""
-    def on_term(signum, frame):
-        raise Interrupted("terminated", signum)
+class SignalFlag:
+    """The signal that asked the run to stop, if any. The handler only records it: Python runs handlers between
+    any two bytecodes, inside destructors and gc callbacks too (TF's, JAX's), where a raised exception is dropped
+    with a traceback. The run raises Interrupted at its own points: after each training or test batch, each
+    epoch, and between its phases."""
 
+    def __init__(self):
+        self.signum: Optional[int] = None
+
+    def handler(self, signum, frame):
+        self.signum = signum
+
+    def check(self, *args, **kwargs) -> None:
+        if self.signum is not None:
+            raise Interrupted("terminated", self.signum)
+
+    def callback(self):
+        return keras_callback(on_train_batch_end=self.check, on_epoch_end=self.check)
+
+
+def keras_callback(**hooks):
+    """A Keras callback running `hooks` (on_train_batch_end=f, ...)."""
+    import keras
+
+    callback = keras.callbacks.Callback()
+    for name, hook in hooks.items():
+        setattr(callback, name, hook)
+    return callback
+
+
+@contextlib.contextmanager
+def _signals_interrupt(flag: SignalFlag, run_dir_of: Callable[[], Optional[RunDir]]):
+    """SIGTERM (schedulers, `docker stop`) and SIGINT (Ctrl-C) end a run alike: an Interrupted error whose one
+    line says what is kept; the epoch checkpoints are atomic, so whatever the signal cut short is a temporary
+    file, removed by the next start."""
     main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, on_term) if main_thread else None
+    signals = (signal.SIGTERM, signal.SIGINT) if main_thread else ()
+    previous = {signum: signal.signal(signum, flag.handler) for signum in signals}
     try:
         yield
     except KeyboardInterrupt as e:
         signum = getattr(e, "signum", signal.SIGINT)
         raise Interrupted(_interrupted_line(signum, run_dir_of()), signum) from None
     finally:
-        if main_thread:
-            signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _interrupted_line(signum: int, run_dir: Optional[RunDir]) -> str:
@@ -263,18 +292,18 @@ def train(name: str, options: Optional[RunOptions] = None, *, output=None, resum
     echo = echo or (lambda line: print(line, flush=True))
     say = echo if verbose else (lambda line: None)
     options = RunOptions.of(options, **given)
-    opened = None
-    with _signals_interrupt(lambda: opened.run_dir if opened else None):
+    opened, flag = None, SignalFlag()
+    with _signals_interrupt(flag, lambda: opened.run_dir if opened else None):
         opened = _open(name, options, output, resume, force)
         try:
             if opened.finished is not None:
                 return _record_finished(opened, results if record else False, say, verbose, echo)
-            return _train(opened, process_start, results if record else False, verbose, echo, say)
+            return _train(opened, flag, process_start, results if record else False, verbose, echo, say)
         finally:
             opened.run_dir.unlock()
 
 
-def _train(opened: Opened, process_start: float, store, verbose: bool, echo, say) -> RunResult:
+def _train(opened: Opened, flag: SignalFlag, process_start: float, store, verbose: bool, echo, say) -> RunResult:
     """The run proper, in its opened (and, single-process, locked) folder."""
     import keras
     from . import devices, inputs
@@ -293,6 +322,7 @@ def _train(opened: Opened, process_start: float, store, verbose: bool, echo, say
         config.xla = devices.default_xla()
 
     model, state = _build(run, strategy_obj, run_dir.checkpoints() if resume else [], say)
+    flag.check()
     elapsed_before = state.elapsed_seconds
     data_seed = epoch_seed(config.seed, state.epoch)
     keras.utils.set_random_seed(data_seed)  # dropout and other in-model randomness from here on
@@ -303,13 +333,14 @@ def _train(opened: Opened, process_start: float, store, verbose: bool, echo, say
         run_dir.clear_divergence()  # a resumed run with its new --lr (noted in config.json) starts over
     _announce(say, config, meta, run_dir, state, replicas, resume)
 
-    monitor = _fit(model, run, run_dir, state, train_data, val_data, verbose, echo, say, chief)
+    monitor = _fit(model, run, run_dir, state, train_data, val_data, verbose, echo, say, chief, flag.callback())
+    flag.check()
     if monitor.diverged:
         if chief:
             run_dir.mark_diverged({**monitor.diverged, "lr": config.lr})
         raise _diverged(monitor.diverged, state, run_dir)
 
-    final, test = _test(model, run, strategy_obj)
+    final, test = _test(model, run, strategy_obj, flag)
     wall = elapsed_before + (time.perf_counter() - process_start)
     run_record = _record(config, meta, run_dir, state, test, wall, final, strategy_obj, replicas)
     if chief:
@@ -352,7 +383,7 @@ def _weights_bytes(model) -> int:
 
 
 def _fit(model, run: Run, run_dir: RunDir, state: RunState, train_data, val_data, verbose: bool, echo, say,
-         chief: bool) -> StepMonitor:
+         chief: bool, stop_check) -> StepMonitor:
     """model.fit from the state's epoch to the run's last step; the monitor says how it ended. A checkpoint that
     cannot be written (full disk) stops the run with one line, the previous checkpoint kept."""
     config = run.config
@@ -368,7 +399,7 @@ def _fit(model, run: Run, run_dir: RunDir, state: RunState, train_data, val_data
             raise WriteError(f"{e}; {_kept(kept['epoch'], run_dir)}") from None
         kept["epoch"] = state.epoch
 
-    callbacks = [monitor, EpochRecorder(state, monitor, save if chief else None)]
+    callbacks = [monitor, EpochRecorder(state, monitor, save if chief else None), stop_check]
     if verbose:
         callbacks.append(Progress(state, monitor, total_epochs, echo))
     if chief:
@@ -448,11 +479,16 @@ def _tensorboard(run_dir: RunDir, say) -> list:
     if not importlib.util.find_spec("tensorboard"):  # tf.summary needs the tensorboard package
         say("  note: the tensorboard package is not installed: no tensorboard/ logs")
         return []
+    from .. import backend
+
+    if not backend.tensorflow_available():  # Keras' TensorBoard callback writes through tf.summary
+        say("  note: TensorFlow is not installed: no tensorboard/ logs (history.csv has the curves)")
+        return []
     return [keras.callbacks.TensorBoard(log_dir=str(run_dir.tensorboard), write_graph=False, update_freq="epoch",
                                         profile_batch=0)]
 
 
-def _test(model, run: Run, strategy_obj):
+def _test(model, run: Run, strategy_obj, flag: SignalFlag):
     """The model as it is saved and evaluated (GoogLeNet without its auxiliary heads) and its test scores."""
     from . import devices, inputs, setup
 
@@ -462,7 +498,10 @@ def _test(model, run: Run, strategy_obj):
         if final is not model:
             setup.compile_model(final, config, rec, training=False)
             devices.patch_multi_worker_build(final, strategy_obj)
-    test = final.evaluate(inputs.eval_stream(run, config.eval_split), verbose=0, return_dict=True)
+    stop_check = keras_callback(on_test_batch_end=flag.check)
+    test = final.evaluate(inputs.eval_stream(run, config.eval_split), verbose=0, return_dict=True,
+                          callbacks=[stop_check])
+    flag.check()
     return final, test
 
 
@@ -505,7 +544,7 @@ def _record(config: RunConfig, meta: dict, run_dir: RunDir, state: RunState, tes
             strategy_obj, replicas: int) -> RunRecord:
     """The run's record: built here only, from the config, the state, the test scores and the environment."""
     import keras
-    import tensorflow as tf
+    from .. import backend
 
     import zoo
     from . import devices
@@ -524,7 +563,7 @@ def _record(config: RunConfig, meta: dict, run_dir: RunDir, state: RunState, tes
         params=zoo.count_params(model), macs=zoo.count_macs(model), image_size=config.image_size,
         started=meta["started"],
         finished=datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        zoo_version=zoo.__version__, tf_version=tf.__version__, keras_version=keras.__version__,
+        zoo_version=zoo.__version__, tf_version=backend.versions()["tensorflow"], keras_version=keras.__version__,
         hostname=socket.gethostname(), output_dir=str(run_dir.path.resolve()), status="finished",
         eval_split=config.eval_split, train_split=config.train_split, notes=list(config.notes) or None)
 

@@ -37,9 +37,9 @@ KEEP_CHECKPOINTS = 2  # the newest may be cut short by a crash of the disk or th
 
 
 def new_run_id(model: str, dataset: str) -> str:
-    """<model>-<dataset>-<time>-<4 hex>: the random part keeps two runs started in the same second apart."""
+    """<model>-<dataset>-<time>-<8 hex>: the random part keeps two runs started in the same second apart."""
     now = datetime.datetime.now()
-    return f"{model}-{dataset}-{now:%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+    return f"{model}-{dataset}-{now:%Y%m%d-%H%M%S}-{secrets.token_hex(4)}"
 
 
 def default_run_path(run_id: str, root: str | os.PathLike = "runs") -> Path:
