@@ -68,8 +68,12 @@ def comparable(dump: dict) -> dict:
     return kept
 
 
+# Variants added after the snapshot: they have no "before" to match (their facts are pinned by tests/test_models.py).
+ADDED_SINCE = {"lenet5_harley"}
+
+
 def test_the_snapshot_covers_every_variant():
-    assert sorted(BEFORE) == sorted(registry().models)
+    assert sorted(BEFORE) == sorted(set(registry().models) - ADDED_SINCE)
 
 
 @pytest.mark.parametrize("name", sorted(BEFORE))
