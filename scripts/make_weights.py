@@ -80,6 +80,22 @@ def ship(model: str, run_dir: Path, tag: str, max_mb: float) -> dict:
     }
 
 
+def train_entry(model: str, dataset: str) -> dict:
+    """A `source: train` entry for a variant not shipped (its file is too large, or its run not made yet): the
+    command that makes the file, and the metadata `weights=PATH` then loads it with (the run zoo train resolves)."""
+    from zoo.training.config import resolve_run
+    from zoo.training.options import RunOptions
+
+    spec = zoo.get_spec(model)
+    config = resolve_run(spec, RunOptions.of(dataset=dataset, max_steps=1)).config
+    prep = pretrained.pipeline_preprocessing(spec, dataset, config.image_size)
+    command = f"zoo train {model} --dataset {dataset}"
+    return {"source": "train", "file": "model.weights.h5", "dataset": dataset, "classes": config.classes,
+            "preprocessing": prep.model_dump(exclude_defaults=True),
+            "provenance": f"not shipped: `{command}` (recipe {config.recipe}) writes it to the run folder",
+            "recipe": config.recipe, "train_command": command}
+
+
 def as_yaml(model: str, tag: str, entry: dict) -> str:
     """The entry as registry.yaml writes it: one flow mapping per line where it is short."""
     def flow(value) -> str:
@@ -107,7 +123,7 @@ def write_entry(model: str, tag: str, block: str) -> None:
 
     path = ROOT / "registry.yaml"
     lines = path.read_text().splitlines(keepends=True)
-    start = lines.index(f"  {model}:\n")
+    start = lines.index(f"  {model}:\n", lines.index("models:\n"))  # the model's entry, not a family of that name
     end = next(i for i in range(start + 1, len(lines)) if lines[i].strip() and not lines[i].startswith("    "))
     while not lines[end - 1].strip():
         end -= 1
@@ -117,11 +133,12 @@ def write_entry(model: str, tag: str, block: str) -> None:
     if weights is None:
         lines[end:end] = body
     else:
-        tag_at = next((i for i in range(weights, end) if lines[i] == f"      {tag}:\n"), None)
-        if tag_at is None:
-            lines[end:end] = body[1:]
+        block_end = next((i for i in range(weights + 1, end) if not lines[i].startswith("      ")), end)
+        tag_at = next((i for i in range(weights, block_end) if lines[i] == f"      {tag}:\n"), None)
+        if tag_at is None:  # another tag's block: this one goes at its end, before the model's next key
+            lines[block_end:block_end] = body[1:]
         else:
-            stop = next((i for i in range(tag_at + 1, end) if not lines[i].startswith("        ")), end)
+            stop = next((i for i in range(tag_at + 1, block_end) if not lines[i].startswith("        ")), block_end)
             lines[tag_at:stop] = body[1:]
     write_text_atomic(path, "".join(lines))
     zoo.load_registry()  # validates the result
@@ -165,10 +182,17 @@ def main() -> None:
     parser.add_argument("--max-mb", type=float, default=5.0)
     parser.add_argument("--readme", action="store_true", help="regenerate zoo/pretrained/README.md")
     parser.add_argument("--write", action="store_true", help="write the entries into registry.yaml")
+    parser.add_argument("--train-entry", nargs="*", default=[], metavar="MODEL",
+                        help="write `source: train` entries (how to make the file) for these models")
     args = parser.parse_args()
     for item in args.runs:
         model, _, run_dir = item.partition("=")
         block = as_yaml(model, args.tag, ship(model, Path(run_dir), args.tag, args.max_mb))
+        print(block)
+        if args.write:
+            write_entry(model, args.tag, block)
+    for model in args.train_entry:
+        block = as_yaml(model, args.tag, train_entry(model, args.tag))
         print(block)
         if args.write:
             write_entry(model, args.tag, block)

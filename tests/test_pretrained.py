@@ -214,3 +214,27 @@ def test_preprocessing_schema_errors():
         Preprocessing(size=32, channels=3, mean=[1, 2], std=[1])
     with pytest.raises(ValidationError, match="crop needs resize"):
         Preprocessing(size=32, channels=1, crop=28, mean=[0], std=[1])
+
+
+TRAINED_HERE = [(name, tag) for name in registry().names() for tag, entry in registry().models[name].weights.items()
+                if entry.source != "keras_applications"]
+
+
+@pytest.mark.parametrize("name,tag", TRAINED_HERE)
+def test_trained_entries_state_what_zoo_train_resolves(name, tag):
+    """Shipped or not, an entry's classes and preprocessing are those of the run its train_command resolves (the
+    sample resolves the same recipe and input size as the full dataset, without the data prepared)."""
+    from zoo.training.config import resolve_run
+    from zoo.training.options import RunOptions
+
+    entry, spec = entry_of(name, tag), zoo.get_spec(name)
+    config = resolve_run(spec, RunOptions.of(dataset=f"{entry.dataset}_sample", max_steps=1)).config
+    assert entry.train_command == f"zoo train {name} --dataset {entry.dataset}"
+    assert (entry.recipe, entry.classes) == (config.recipe, config.classes)
+    assert entry.preprocessing == pretrained.pipeline_preprocessing(spec, entry.dataset, config.image_size)
+
+
+def test_weights_not_shipped_say_how_to_make_them():
+    with pytest.raises(FileNotFoundError, match=r"alexnet.fashion_mnist is not shipped .* make it with `zoo train "
+                                                r"alexnet --dataset fashion_mnist`"):
+        zoo.build("alexnet", weights="fashion_mnist")
