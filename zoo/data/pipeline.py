@@ -39,7 +39,21 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
-import tensorflow as tf
+
+from .. import backend
+
+
+class _TensorFlowOnUse:
+    """`tf`, imported on first use: the numpy path (zoo/data/arrays.py, Keras on JAX or PyTorch) shares this
+    module's pure-Python parts (PipelineSpec, the split rules, the normalisation) without TensorFlow's import."""
+
+    def __getattr__(self, name):
+        import tensorflow
+
+        return getattr(tensorflow, name)
+
+
+tf = _TensorFlowOnUse()
 
 from ..choices import AUGMENTS, INTERPOLATIONS
 from . import sources
@@ -49,7 +63,7 @@ from .catalogue import (SPLITS, DatasetEntry, DatasetError, DatasetInfo, dataset
 __all__ = ["AUGMENTS", "INTERPOLATIONS", "PipelineSpec", "batches", "make_dataset", "dataset_info", "DatasetInfo",
            "mixup", "cutmix", "random_erasing", "batch_augment"]
 
-AUTOTUNE = tf.data.AUTOTUNE
+AUTOTUNE = -1  # tf.data.AUTOTUNE
 EVAL_CROP_FRACTION = 0.875  # variable-size images without eval_resize: shorter side to size / 0.875 (256 for 224)
 SCALE_RANGE = (256, 480)  # scale augmentation: shorter side in [256, 480] for a 224 crop (VGG sec. 3.1, ResNet 3.4)
 INCEPTION_AREA, INCEPTION_RATIO = (0.08, 1.0), (3 / 4, 4 / 3)  # Szegedy et al. 2015 (GoogLeNet), sec. 6
@@ -334,6 +348,13 @@ def _augment_image(image, augment: str, size: int, seed, eval_resize, crop, inte
 
 
 def _normalisation(entry: DatasetEntry, channels: int, mean, std):
+    mean, std = normalisation_values(entry, channels, mean, std)
+    return tf.constant(mean, tf.float32), tf.constant(std, tf.float32)
+
+
+def normalisation_values(entry: DatasetEntry, channels: int, mean, std) -> tuple[list, list]:
+    """Per-channel mean and std (0-255 scale) for `channels`-channel batches of `entry`: the given ones or the
+    catalogue's, adapted to the channel count."""
     have = entry.image_shape[2]
     mean = list(entry.mean if mean is None else mean)
     std = list(entry.std if std is None else std)
@@ -348,7 +369,7 @@ def _normalisation(entry: DatasetEntry, channels: int, mean, std):
             std = [sum(w * s for w, s in zip(GREY_WEIGHTS, std))] if len(std) == 3 else std
     if min(std) <= 0:
         raise DatasetError(f"std must be positive, got {std}")
-    return tf.constant(mean, tf.float32), tf.constant(std, tf.float32)
+    return mean, std
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -540,6 +561,9 @@ def _variable_size_batches(source: _Source, spec: PipelineSpec) -> tf.data.Datas
 def batches(name: str, split: str, spec: PipelineSpec, *, data_dir=None) -> tf.data.Dataset:
     """Batches (images float32 (B, image_size, image_size, channels), labels int32 (B,)) of `split` of dataset
     `name`, as `spec` says."""
+    if not backend.tensorflow_available():
+        raise DatasetError("the tf.data pipeline needs TensorFlow, which is not installed; without it the fixed-"
+                           "size datasets are served by zoo.data.arrays (Keras' JAX or PyTorch backend)")
     source = _resolve(name, split, spec, data_dir)
     path = _fixed_size_batches if source.entry.fixed_size else _variable_size_batches
     ds = path(source, spec).prefetch(AUTOTUNE)

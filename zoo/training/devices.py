@@ -1,4 +1,7 @@
-"""Where a run executes: the tf.distribute strategy, the chief, the dtype policy and a one-line device name."""
+"""Where a run executes: the tf.distribute strategy, the chief, the dtype policy and a one-line device name.
+
+Under Keras' JAX or PyTorch backend there is no tf.distribute: a run uses one device (the backend's default, the
+GPU where there is one) through `SingleDevice`, which answers what the harness asks of a strategy."""
 
 from __future__ import annotations
 
@@ -6,9 +9,10 @@ import contextlib
 import json
 import os
 
+from .. import backend
 from .config import TrainError
 
-__all__ = ["make_strategy", "strategy_name", "default_xla", "patch_multi_worker_build", "is_chief", "worker_index",
+__all__ = ["SingleDevice", "make_strategy", "strategy_name", "default_xla", "patch_multi_worker_build", "is_chief", "worker_index",
            "dtype_policy", "device_description", "cluster_size"]
 
 
@@ -28,9 +32,24 @@ def cluster_size() -> int:
     return len(cluster.get("chief", [])) + len(cluster.get("worker", []))
 
 
+class SingleDevice:
+    """The strategy of a run outside TensorFlow: one replica, the backend's default device, nothing to enter."""
+
+    num_replicas_in_sync = 1
+    cluster_resolver = None
+
+    def scope(self):
+        return contextlib.nullcontext()
+
+
 def make_strategy(kind: str = "auto"):
     """auto: MultiWorkerMirroredStrategy when TF_CONFIG names several machines, MirroredStrategy when several
-    GPUs are visible, else the default (single-device) strategy."""
+    GPUs are visible, else the default (single-device) strategy. Outside TensorFlow: SingleDevice."""
+    if not backend.uses_tensorflow():
+        if kind in ("mirrored", "multi-worker"):
+            raise TrainError(f"--strategy {kind} is tf.distribute's and needs the TensorFlow backend; under "
+                             f"{backend.name()} a run uses one device")
+        return SingleDevice()
     import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")
@@ -52,6 +71,8 @@ def make_strategy(kind: str = "auto"):
 
 def strategy_name(strategy) -> str:
     """'default', 'mirrored' or 'multi-worker': the --strategy name of a strategy object."""
+    if isinstance(strategy, SingleDevice):
+        return "default"
     import tensorflow as tf
 
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
@@ -62,10 +83,12 @@ def strategy_name(strategy) -> str:
 
 
 def default_xla() -> bool:
-    """XLA when a GPU is visible; on CPUs oneDNN's kernels are faster than XLA's (see config.DEFAULTS)."""
-    import tensorflow as tf
+    """TensorFlow: XLA when a GPU is visible; on CPUs oneDNN's kernels are faster than XLA's (see
+    config.DEFAULTS). JAX: always (jit_compile is XLA; without it every op runs eagerly). PyTorch: never."""
+    from ..hardware import first_gpu
 
-    return bool(tf.config.list_physical_devices("GPU"))
+    kind = backend.name()
+    return kind == "jax" or (kind == "tensorflow" and first_gpu() is not None)
 
 
 def patch_multi_worker_build(model, strategy) -> None:
@@ -74,6 +97,8 @@ def patch_multi_worker_build(model, strategy) -> None:
     symbolically, an eager cross-worker reduce the collective strategy rejects ("Attempt to convert a value
     (PerReplica...) to a Tensor"). The build only needs the batch's shapes: take this worker's own first replica
     batch instead."""
+    if isinstance(strategy, SingleDevice):
+        return
     import tensorflow as tf
     from keras import tree
 
@@ -144,9 +169,10 @@ def is_chief(strategy) -> bool:
 def dtype_policy(precision: str):
     """Build and compile under `precision`'s Keras dtype policy; restores the previous global policy after."""
     import keras
-    import tensorflow as tf
 
-    if precision == "mixed_float16" and not tf.config.list_physical_devices("GPU"):
+    from ..hardware import first_gpu
+
+    if precision == "mixed_float16" and first_gpu() is None:
         raise TrainError("mixed_float16 needs a GPU (on a CPU it is emulated and slow); use mixed_bfloat16")
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(precision)

@@ -4,17 +4,39 @@ a model wants from them is decided here.
 
     spec = pipeline_spec(run.spec, run.recipe, run.data, training=True, batch_size=128, seed=0)
     ds = zoo.data.pipeline.batches(run.config.dataset, "train", spec)
+
+Two input paths serve the same PipelineSpec (zoo.backend.input_path): tf.data (zoo/data/pipeline.py) under the
+TensorFlow backend, and numpy (zoo/data/arrays.py, a keras.utils.PyDataset) under JAX or PyTorch, where there may
+be no TensorFlow at all. The streams below dispatch; the harness does not need to know which one it got.
 """
 
 from __future__ import annotations
 
 from typing import Optional
 
+from .. import backend
+from ..data import catalogue
 from ..data.catalogue import DatasetInfo
 from ..registry import Recipe, Spec
-from .config import Run
+from .config import Run, TrainError
 
-__all__ = ["pipeline_spec", "eval_geometry", "train_stream", "eval_stream"]
+__all__ = ["pipeline_spec", "eval_geometry", "train_stream", "eval_stream", "require_data", "input_path"]
+
+
+def input_path() -> str:
+    """'tf.data' or 'numpy': which pipeline serves this process's runs (zoo.backend.input_path)."""
+    return backend.input_path()
+
+
+def require_data(dataset: str, data_dir=None) -> None:
+    """A one-line error unless this process's input path can serve `dataset`: prepared for TFDS (tf.data), or its
+    raw files in <data dir>/raw/<dataset>/ (numpy); embedded datasets are always ready."""
+    if input_path() == "numpy":
+        from ..data import arrays
+
+        arrays.require_ready(dataset, data_dir)
+    else:
+        catalogue.require_ready(dataset, data_dir)
 
 
 def eval_geometry(spec: Spec, info: DatasetInfo, image_size: Optional[int] = None) -> dict:
@@ -59,6 +81,39 @@ def _batches(run: Run, split: str, **settings):
     return batches(config.dataset, split, spec, data_dir=config.data_dir)
 
 
+def _numpy_targets(run: Run, training: bool):
+    """The numpy path's label structure (as _label_structure's): one-hot where the loss wants it, one label per
+    output for the auxiliary heads; None when the labels go as they are."""
+    import numpy as np
+
+    from .setup import soft_labels, uses_aux
+
+    recipe, classes = run.recipe, run.config.classes
+    one_hot = soft_labels(recipe)
+    heads = 3 if (training and uses_aux(recipe)) else 1
+    if not one_hot and heads == 1:
+        return None
+    eye = np.eye(classes, dtype=np.float32)
+
+    def targets(y):
+        y = eye[y] if one_hot else y
+        return (y,) * heads if heads > 1 else y
+
+    return targets
+
+
+def _array_batches(run: Run, split: str, *, training: bool, **settings):
+    from ..data import arrays
+
+    recipe, config = run.recipe, run.config
+    if training and (recipe.mixup or recipe.cutmix or recipe.random_erasing):
+        raise TrainError(f"recipe {recipe.name!r} uses mixup/cutmix/random erasing, which only the tf.data "
+                         f"pipeline does (TensorFlow backend); under {backend.name()} use a recipe without them")
+    spec = pipeline_spec(run.spec, recipe, run.data, image_size=config.image_size, training=training, **settings)
+    return arrays.batches(config.dataset, split, spec, data_dir=config.data_dir,
+                          targets=_numpy_targets(run, training))
+
+
 def _distributable(ds):
     """Shard by element across workers: the sources are in-memory tensors or TFDS files fewer than workers."""
     import tensorflow as tf
@@ -87,6 +142,9 @@ def train_stream(run: Run, seed: int):
     from ..data.pipeline import batch_augment
 
     config, recipe = run.config, run.recipe
+    if input_path() == "numpy":
+        return _array_batches(run, config.train_split, training=True, batch_size=config.batch_size, seed=seed,
+                              repeat=True, drop_remainder=True)
     ds = _batches(run, config.train_split, batch_size=config.batch_size, training=True, seed=seed, repeat=True,
                   drop_remainder=True)
     ds = batch_augment(ds, num_classes=config.classes, mixup_alpha=recipe.mixup, cutmix_alpha=recipe.cutmix,
@@ -96,5 +154,8 @@ def train_stream(run: Run, seed: int):
 
 def eval_stream(run: Run, split: str, batch_size: Optional[int] = None):
     """One deterministic pass over `split` under the model's evaluation protocol."""
+    if input_path() == "numpy":
+        return _array_batches(run, split, training=False, batch_size=batch_size or run.config.batch_size,
+                              deterministic=True)
     ds = _batches(run, split, batch_size=batch_size or run.config.batch_size, training=False, deterministic=True)
     return _distributable(_label_structure(ds, run, training=False))
