@@ -152,3 +152,17 @@ def test_imagenet_weights_equal_keras_preprocess_input_and_predict(capsys, tmp_p
     expected = twin.predict(keras_module.preprocess_input(np.stack(crops)), verbose=0)
     assert ours.argmax(1).tolist() == expected.argmax(1).tolist()
     np.testing.assert_allclose(ours, expected, atol=1e-5)
+
+
+def test_corrupt_or_foreign_weights_files_are_one_line(capsys, fm_images, tmp_path):
+    from zoo import get_weights
+
+    shipped = get_weights("lenet5.fashion_mnist").path
+    truncated = tmp_path / "cut.weights.h5"
+    truncated.write_bytes(shipped.read_bytes()[:1000])
+    code, _, err = run(capsys, "predict", "lenet5", fm_images[1][0], "--weights", str(truncated))
+    assert code == 1 and err.startswith(f"zoo: error: cannot load weights from {truncated} into lenet5: ")
+    assert err.count("\n") == 1
+    harley = get_weights("lenet5_harley.fashion_mnist").path
+    code, _, err = run(capsys, "predict", "lenet5", fm_images[1][0], "--weights", str(harley))
+    assert code == 1 and err.startswith(f"zoo: error: {harley} holds weights of lenet5_harley, not lenet5 (")

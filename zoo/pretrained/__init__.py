@@ -178,7 +178,7 @@ def resolve(spec, weights, *, include_top: bool = True) -> Weights:
 
 
 def _tags(spec) -> str:
-    return ", ".join(spec.weights) or "none: pass a weights file"
+    return ", ".join(spec.weights) or "none; pass a weights file"
 
 
 def _looks_like_path(text: str) -> bool:
@@ -233,7 +233,7 @@ def _keras_file(spec, entry: WeightsEntry, include_top: bool) -> Path:
         call = f"keras.applications.{spec.keras_twin}(weights='imagenet'{'' if include_top else ', include_top=False'})"
         raise WeightsNotFoundError(f"{spec.name}.imagenet needs {path} (Keras' own file; zoo downloads nothing): "
                                    f"on a machine online run `python -c \"import keras; {call}\"` and copy "
-                                   f"~/.keras/models/{path.name} here")
+                                   f"~/.keras/models/{path.name} to {path.parent}/")
     return path
 
 
