@@ -238,3 +238,27 @@ def test_weights_not_shipped_say_how_to_make_them():
     with pytest.raises(FileNotFoundError, match=r"alexnet.fashion_mnist is not shipped .* make it with `zoo train "
                                                 r"alexnet --dataset fashion_mnist`"):
         zoo.build("alexnet", weights="fashion_mnist")
+
+
+def test_the_shipped_weights_readme_is_generated_from_the_registry():
+    import importlib.util
+
+    path = pretrained.PRETRAINED_DIR.parents[1] / "scripts" / "make_weights.py"
+    spec = importlib.util.spec_from_file_location("make_weights", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert (pretrained.PRETRAINED_DIR / "README.md").read_text() == module.readme(), \
+        "stale: run python scripts/make_weights.py --readme"
+
+
+def test_variable_size_images_in_tf_data_match_eager():
+    """Inside tf.data the image sizes are unknown until run time (the dynamic resize path)."""
+    import tensorflow as tf
+
+    prep = Preprocessing(size=64, channels=3, resize=73, crop=64, mode="torch")
+    rng = np.random.default_rng(4)
+    images = [rng.integers(0, 256, shape, dtype=np.uint8) for shape in [(90, 120, 3), (200, 80, 3)]]
+    ds = tf.data.Dataset.from_generator(lambda: iter(images), output_signature=tf.TensorSpec([None, None, 3],
+                                                                                             tf.uint8))
+    found = np.concatenate([batch.numpy() for batch in ds.map(prep)])
+    np.testing.assert_allclose(found, prep(images), atol=1e-4)
