@@ -57,7 +57,7 @@ def show(records) -> None:
 
     console = Console(width=None if sys.stdout.isatty() else 200, soft_wrap=False)
     first = records[0]
-    console.print(f"{first.device}; TF {first.tf_version}, Keras {first.keras_version}; precision "
+    console.print(f"{first.device}; {bench_module.software_line(first)}; precision "
                   f"{first.precision}, XLA {'on' if first.jit else 'off'}; matmul peak "
                   f"{fixed(first.peak_gflops_per_s)} GFLOP/s ({first.peak_dtype})", markup=False)
     console.print(rich_table(bench_module.record_rows(records), bench_module.RECORD_COLUMNS))
