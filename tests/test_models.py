@@ -138,8 +138,8 @@ def test_weights_errors(tmp_path):
     bad.write_bytes(b"not an h5 file")
     with pytest.raises(ValueError, match="cannot load weights from"):
         zoo.build("lenet5", weights=str(bad))
-    with pytest.raises(ValueError, match="downloads no weights"):
-        zoo.build("lenet5", weights="imagenet")
+    with pytest.raises(KeyError, match="unknown weights 'imagenet' for lenet5 \\(available: fashion_mnist\\)"):
+        zoo.build("lenet5", weights="imagenet")  # named weights (issue 12): lenet5 has no ImageNet weights
 
 
 def test_variants_importable_by_name():
