@@ -20,8 +20,9 @@ def build(name: str, **kwargs):
     """Build the registry variant `name` as a functional `keras.Model`.
 
     Keyword arguments follow keras.applications: include_top, weights (None; a tag of the variant's named weights,
-    e.g. "fashion_mnist" or "imagenet", see `zoo list --weights`; or a path to a weights file), input_tensor, input_shape, pooling, classes, classifier_activation, name; plus the family's options
-    (`family_of(name).options`, e.g. `aux_logits` for GoogLeNet, `dropout` for DenseNet).
+    e.g. "fashion_mnist" or "imagenet", see `zoo list --weights`; or a path to a weights file), input_tensor,
+    input_shape, pooling, classes, classifier_activation, name; plus the family's options (`family_of(name).options`,
+    e.g. `aux_logits` for GoogLeNet, `dropout` for DenseNet).
     """
     return build_spec(registry().get(name), **kwargs)
 
