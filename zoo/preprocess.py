@@ -12,7 +12,8 @@ order (keras' "caffe" weights want BGR), then (x - mean) / std on the 0-255 scal
 modes are these numbers:
 
     caffe  BGR, mean (103.939, 116.779, 123.68), std 1        (VGG16/19, ResNet50/101/152)
-    torch  RGB, (x / 255 - (0.485, 0.456, 0.406)) / (0.229, 0.224, 0.225)  ==  (x - 255 * mean) / (255 * std)  (DenseNet)
+    torch  RGB, (x / 255 - (0.485, 0.456, 0.406)) / (0.229, 0.224, 0.225)
+           ==  (x - 255 * mean) / (255 * std)                 (DenseNet121/169/201)
     tf     RGB, x / 127.5 - 1                                 ==  (x - 127.5) / 127.5
 
 The schema is light (pydantic, no TensorFlow): the registry validates every weights entry's preprocessing at load;
@@ -110,7 +111,8 @@ class Preprocessing(Strict):
 
     def __call__(self, images):
         """The model input for `images`: one image (H, W) or (H, W, C), a batch (B, H, W, C) or of grey images
-        (B, H, W) (a 3-D array is one image when it ends in 1, 3 or 4 channels), or a list of images of any sizes; uint8 or float on the 0-255 scale. numpy (or a list) in: a numpy float32 batch out;
+        (B, H, W) (a 3-D array is one image when it ends in 1, 3 or 4 channels), or a list of images of any
+        sizes; uint8 or float on the 0-255 scale. numpy (or a list) in: a numpy float32 batch out;
         a tensor in (eager or inside tf.data): a float32 tensor out."""
         import numpy as np
         import tensorflow as tf
