@@ -15,7 +15,7 @@ from zoo.registry import registry
 
 SHIPPED = [(name, tag) for name in registry().names() for tag, entry in registry().models[name].weights.items()
            if entry.source == "shipped"]
-HEAVY = {"resnet20", "densenet_bc100_k12"}  # their sample evaluation takes over 10 s on 2 cores
+HEAVY = {"densenet_bc100_k12"}  # its sample evaluation takes over 10 s on 2 cores
 KERAS_MODE = {"VGG": "caffe", "ResNet": "caffe", "DenseNet": "torch"}
 
 
