@@ -45,6 +45,8 @@ def cli():
 @click.option("--weights", "weights", is_flag=True, help="The named weights (MODEL.TAG) instead of the variants.")
 def list_models(pattern, family, exclude, as_json, markdown, weights):
     """List the variants (PATTERN: fnmatch wildcards, e.g. 'resnet*')."""
+    if as_json and markdown:
+        raise click.UsageError("--json and --markdown exclude each other: choose one output format")
     reg = registry_module.registry()
     names = reg.list(pattern or "*", list(exclude), family)
     rows = [reg.get(n) for n in names]
@@ -293,7 +295,9 @@ def main(argv=None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
     command = next((a for a in args if not a.startswith("-")), None)
     heavy = command in cli.commands and command not in LIGHT_COMMANDS
-    if heavy and not {"-h", "--help", "--version"} & set(args):
+    from zoo.backend import uses_tensorflow  # light: reads KERAS_BACKEND and finds TF without importing it
+
+    if heavy and uses_tensorflow() and not {"-h", "--help", "--version"} & set(args):
         try:
             import_tensorflow_quietly()
         except (ImportError, OSError):

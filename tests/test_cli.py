@@ -56,6 +56,7 @@ def test_summary_prints_params_and_macs():
     (["list", "nothing*"], "zoo: error: no model matches 'nothing*'", 1),
     (["summary", "lenet5", "--input-shape", "32,32"], "expected three numbers H,W,C", 2),
     (["frobnicate"], "No such command 'frobnicate'", 2),
+    (["list", "--json", "--markdown"], "--json and --markdown exclude each other", 2),
 ])
 def test_errors_are_one_line_with_nonzero_exit(args, message, code):
     proc = zoo_cli(*args, check=False)

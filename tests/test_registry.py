@@ -106,9 +106,10 @@ def test_list_models_wildcards_and_natural_sort():
     names = zoo.list_models()
     assert names == sorted(names, key=lambda n: [int(t) if t.isdigit() else t
                                                  for t in __import__("re").split(r"(\d+)", n)])
-    assert zoo.list_models("lenet*") == ["lenet5", "lenet5_original"]
-    assert zoo.list_models("lenet*", exclude="*original") == ["lenet5"]
-    assert zoo.list_models(family="lenet") == ["lenet5", "lenet5_original"]
+    assert zoo.list_models("lenet*") == ["lenet5", "lenet5_harley", "lenet5_original"]
+    assert zoo.list_models("lenet*", exclude="*original") == ["lenet5", "lenet5_harley"]
+    assert zoo.list_models("lenet*", exclude=["*original", "*harley"]) == ["lenet5"]
+    assert zoo.list_models(family="lenet") == ["lenet5", "lenet5_harley", "lenet5_original"]
     assert "lenet" in zoo.families()
     with pytest.raises(RegistryError, match="unknown family"):
         zoo.list_models(family="transformer")

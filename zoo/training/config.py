@@ -168,7 +168,9 @@ def resolve_run(name: str | Spec, options: Optional[RunOptions] = None) -> "Run"
     recipe_name = options.recipe or spec.recipe_for(dataset)
     rec = registry_module.registry().recipe(recipe_name)
     info = catalogue.dataset_info(dataset, holdout=rec.validation)
-    catalogue.require_ready(dataset, options.data_dir)  # now, not after the model is built
+    from .inputs import require_data  # the input path this backend uses (tf.data: TFDS; numpy: raw files)
+
+    require_data(dataset, options.data_dir)  # now, not after the model is built
 
     size, size_note = resolve_image_size(spec, rec, info.image_shape, options.image_size)
     # A recipe that holds out validation images trains on the rest and validates every epoch; otherwise all
