@@ -315,20 +315,17 @@ def pipeline_preprocessing(spec, dataset: str, image_size: Optional[int] = None)
         if 0 < size - have <= have // 4 and (size - have) % 2 == 0:  # the pipeline pads small enlargements
             geometry = {"pad": (size - have) // 2}
     else:
+        from ..data.catalogue import dataset_info
+        from ..data.pipeline import EVAL_CROP_FRACTION
         from ..training.inputs import eval_geometry
 
-        found = eval_geometry(spec, _Info(entry.fixed_size), image_size)
+        found = eval_geometry(spec, dataset_info(dataset), image_size)
         geometry = {"resize": found["eval_resize"], "crop": found["eval_crop"]}
         geometry = {key: value for key, value in geometry.items() if value}
-        if "crop" in geometry and "resize" not in geometry:  # no resize: the pipeline's 0.875 crop fraction
-            geometry["resize"] = round(geometry["crop"] / 0.875)
+        if "crop" in geometry and "resize" not in geometry:  # no resize: the pipeline's crop fraction
+            geometry["resize"] = round(geometry["crop"] / EVAL_CROP_FRACTION)
     return Preprocessing(size=size, channels=channels, interpolation=spec.eval.interpolation, mean=mean, std=std,
                          **geometry)
-
-
-@dataclass(frozen=True)
-class _Info:  # what eval_geometry reads of a DatasetInfo
-    fixed_size: bool
 
 
 # ---------------------------------------------------------------------------------------------------------------
