@@ -10,7 +10,7 @@ import difflib
 import functools
 import importlib.util
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional
 
@@ -193,13 +193,22 @@ def sample_dir(entry: DatasetEntry | str = "fashion_mnist_sample") -> Path:
 class DatasetInfo:
     name: str
     num_examples: dict[str, int]  # pipeline split -> size ("train" after the holdout, "train_full", ...)
-    num_classes: int
-    class_names: list[str]
+    entry: "DatasetEntry" = field(repr=False, compare=False)
     image_shape: tuple
     mean: tuple[float, ...]
     std: tuple[float, ...]
     validation_holdout: Optional[int]
     eval_split: str
+
+    # Read on demand: ImageNet's names come from a file inside tensorflow_datasets, which a machine without
+    # TensorFlow (the GPU machine) lacks, and the geometry of a pipeline does not need them.
+    @property
+    def class_names(self) -> list[str]:
+        return self.entry.names()
+
+    @property
+    def num_classes(self) -> int:
+        return self.entry.num_classes
 
     @property
     def fixed_size(self) -> bool:
@@ -226,7 +235,7 @@ def dataset_info(name: str, holdout: Optional[int] = None) -> DatasetInfo:
     sizes["train_full"] = entry.splits["train"]
     if n:
         sizes["train"], sizes["validation"] = entry.splits["train"] - n, n
-    return DatasetInfo(name=name, num_examples=sizes, num_classes=entry.num_classes, class_names=entry.names(),
+    return DatasetInfo(name=name, num_examples=sizes, entry=entry,
                        image_shape=tuple(entry.image_shape), mean=tuple(entry.mean), std=tuple(entry.std),
                        validation_holdout=n or None, eval_split=entry.eval_split)
 
