@@ -339,24 +339,58 @@ def test_a_corrupt_latest_checkpoint_is_named_and_the_previous_one_used(tmp_path
     assert not any(p.exists() for p in leftovers)
 
 
-def test_after_a_divergence_resume_with_a_lower_lr_is_allowed_and_recorded(tmp_path, capsys):
-    """Adam at lr 1e6 diverges at epoch 2; the message's way out, --resume --lr X, is taken and recorded. (The
-    epoch-1 checkpoint already holds the weights of one 1e6 step, so the resumed run diverges again: that too
-    is deterministic, and its diverged.json names the new lr.)"""
+def test_after_a_divergence_resume_with_a_lower_lr_is_allowed_recorded_and_finishes(tmp_path, capsys):
+    """Adam at lr 1e6: epoch 1's loss is computed before its one update, so it looks fine, but that update leaves
+    weights of about 1e6 and epoch 2's first loss is inf. The epoch-1 checkpoint is therefore no good point to
+    continue from (it re-diverged at any lr): the message says so, and --resume --lr X starts over from the
+    initial weights (the seed rebuilds them), trains at the new lr and finishes, the override recorded."""
     out, store = tmp_path / "run", tmp_path / "results"
     code, _, err = zoo_cli(capsys, "train", "lenet5", "--lr", "1e6", "--steps-per-epoch", 1, "--epochs", 4,
                            "--no-xla", "--output", out, "--results", store)
-    assert code == 3 and f"--resume --output {out} --lr X" in one_line(err)
+    line = one_line(err)
+    assert code == 3 and "loss inf at epoch 2, step 2; the checkpoint of epoch 1 already gives that loss" in line
+    assert f"start over from the initial weights with a lower one: --resume --output {out} --lr X" in line
     assert json.loads((out / "diverged.json").read_text())["lr"] == 1e6
-    code, text, err = zoo_cli(capsys, "train", "lenet5", "--output", out, "--resume", "--lr", "1e-3",
-                              "--results", store)
-    note = "--lr 0.001 set on --resume after the divergence at epoch 2 (was 1e+06)"
-    assert f"lr 0.001 ({note})" in text and f"note: {note}" in text and "from the checkpoint of epoch 1" in text
-    config = json.loads((out / "config.json").read_text())
-    assert config["lr"] == 1e-3 and note in config["notes"] and config["lr_rule"] == note
-    assert code == 3 and json.loads((out / "diverged.json").read_text())["lr"] == 1e-3
     code, _, err = zoo_cli(capsys, "train", "lenet5", "--output", out, "--resume", "--lr", "1e-4", "--epochs", 5)
     assert code == 1 and "epochs 4 there, 5 asked" in one_line(err)  # only --lr is freed, nothing else
+    code, text, err = zoo_cli(capsys, "train", "lenet5", "--output", out, "--resume", "--lr", "1e-3",
+                              "--results", store)
+    assert code == 0, err
+    note = "--lr 0.001 set on --resume after the divergence at epoch 2 (was 1e+06)"
+    assert f"lr 0.001 ({note})" in text and f"note: {note}" in text and "from the initial weights" in text
+    config = json.loads((out / "config.json").read_text())
+    assert config["lr"] == 1e-3 and note in config["notes"] and config["lr_rule"] == note
+    rows = list(csv.DictReader((out / "history.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4] and max(float(r["lr"]) for r in rows) <= 1e-3
+    [record] = results.load(store=store)
+    assert record["lr"] == 1e-3 and note in record["notes"] and record["steps"] == 4
+    assert not (out / "diverged.json").exists()
+
+
+def test_a_nan_mid_epoch_resumes_from_the_last_checkpoint_at_the_new_lr(tmp_path, monkeypatch, capsys):
+    """A NaN later in an epoch spares the checkpoint the epoch started from: --resume --lr continues from it."""
+    from zoo.training.callbacks import StepMonitor
+
+    original = StepMonitor.on_train_batch_end
+
+    def nan_in_epoch_2(self, batch, logs=None):  # the loss of epoch 2's second batch comes out NaN
+        if self.epoch == 1 and batch == 1:
+            logs = {**(logs or {}), "loss": float("nan")}
+        return original(self, batch, logs)
+
+    out = tmp_path / "run"
+    monkeypatch.setattr(StepMonitor, "on_train_batch_end", nan_in_epoch_2)
+    code, _, err = zoo_cli(capsys, "train", "lenet5", "--epochs", 3, *TINY, "--output", out, "--no-record")
+    assert code == 3 and "loss nan at epoch 2, step 4; the last good checkpoint (epoch 1) is kept" in one_line(err)
+    assert json.loads((out / "diverged.json").read_text())["resume_from"] == 1
+    monkeypatch.setattr(StepMonitor, "on_train_batch_end", original)
+    code, text, err = zoo_cli(capsys, "train", "lenet5", "--output", out, "--resume", "--lr", "1e-4",
+                              "--no-record")
+    assert code == 0, err
+    assert "from the checkpoint of epoch 1 (step 2)" in text
+    rows = list(csv.DictReader((out / "history.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    assert float(rows[0]["lr"]) > 1e-4 >= float(rows[1]["lr"]) > 0  # epoch 1 at the recipe's lr, 2 at the new one
 
 
 def test_stale_staging_folders_are_removed_and_live_ones_kept(tmp_path):

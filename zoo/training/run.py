@@ -265,8 +265,8 @@ def _interrupted_line(signum: int, run_dir: Optional[RunDir]) -> str:
     if run_dir is None or run_dir.finished():
         return what
     try:
-        newest = run_dir.checkpoints()[0].state
-    except TrainError:
+        newest = run_dir.sound_checkpoints()[0].state
+    except (TrainError, IndexError):
         return f"{what} before the first epoch ended: no checkpoint to resume from in {run_dir.path}"
     return (f"{what}; the checkpoint of epoch {newest.epoch} (step {newest.step:,}) is kept in "
             f"{run_dir.checkpoint_dir}: continue with --resume --output {run_dir.path}")
@@ -321,7 +321,7 @@ def _train(opened: Opened, flag: SignalFlag, process_start: float, store, verbos
     if config.xla is None:
         config.xla = devices.default_xla()
 
-    model, state = _build(run, strategy_obj, run_dir.checkpoints() if resume else [], say)
+    model, state = _build(run, strategy_obj, run_dir.sound_checkpoints() if resume else [], say)
     flag.check()
     elapsed_before = state.elapsed_seconds
     data_seed = epoch_seed(config.seed, state.epoch)
@@ -330,15 +330,16 @@ def _train(opened: Opened, flag: SignalFlag, process_start: float, store, verbos
     val_data = inputs.eval_stream(run, config.validation_split) if config.validation_split else None
     if chief:
         write_json_atomic(run_dir.config_path, {**meta, **config.to_dict(), "output_dir": str(run_dir.path.resolve())})
-        run_dir.clear_divergence()  # a resumed run with its new --lr (noted in config.json) starts over
     _announce(say, config, meta, run_dir, state, replicas, resume)
 
     monitor = _fit(model, run, run_dir, state, train_data, val_data, verbose, echo, say, chief, flag.callback())
     flag.check()
     if monitor.diverged:
+        good = _last_good_epoch(monitor.diverged, state, run, run_dir)
+        where = {**monitor.diverged, "lr": config.lr, "resume_from": good}
         if chief:
-            run_dir.mark_diverged({**monitor.diverged, "lr": config.lr})
-        raise _diverged(monitor.diverged, state, run_dir)
+            run_dir.mark_diverged(where)
+        raise _diverged(where, state, run_dir)
 
     final, test = _test(model, run, strategy_obj, flag)
     wall = elapsed_before + (time.perf_counter() - process_start)
@@ -418,12 +419,34 @@ def _kept(epoch: int, run_dir: RunDir) -> str:
             f"with --resume --output {run_dir.path}")
 
 
+def _last_good_epoch(where: dict, state: RunState, run: Run, run_dir: RunDir) -> int:
+    """The epoch whose checkpoint a diverged run continues from. A loss already non-finite at the epoch's first
+    report was computed on the weights the epoch started from: its checkpoint holds the update that diverged (one
+    huge step leaves finite but useless weights, so its epoch's own loss looked fine), and the checkpoint before it
+    is the last good one; 0 means the initial weights, which the seed rebuilds. A later NaN spares the checkpoint."""
+    first_report = where["step"] - state.step <= run.config.steps_per_execution
+    if not first_report or not state.epoch:
+        return state.epoch
+    try:
+        return max((c.state.epoch for c in run_dir.checkpoints() if c.state.epoch < state.epoch), default=0)
+    except TrainError:  # no checkpoint readable here (a worker that is not the chief)
+        return 0
+
+
 def _diverged(where: dict, state: RunState, run_dir: RunDir) -> DivergedError:
-    if state.epoch:
-        kept = f"the last good checkpoint (epoch {state.epoch}) is kept in {run_dir.checkpoint_dir}"
-        fix = f"continue from it with a lower one: --resume --output {run_dir.path} --lr X"
-    else:
+    good, resume = where["resume_from"], f"--resume --output {run_dir.path} --lr X"
+    spoilt = f"the checkpoint of epoch {state.epoch} already gives that loss"
+    if not state.epoch:
         kept, fix = "no epoch finished, so there is no checkpoint", "start again with a lower one (--lr)"
+    elif good == state.epoch:
+        kept = f"the last good checkpoint (epoch {good}) is kept in {run_dir.checkpoint_dir}"
+        fix = f"continue from it with a lower one: {resume}"
+    elif good:
+        kept = f"{spoilt}; the last good one (epoch {good}) is kept in {run_dir.checkpoint_dir}"
+        fix = f"continue from it with a lower one: {resume}"
+    else:
+        kept = f"{spoilt} and none before it is kept"
+        fix = f"start over from the initial weights with a lower one: {resume}"
     return DivergedError(f"training diverged: loss {where['loss']} at epoch {where['epoch']}, step {where['step']}; "
                          f"{kept}; lower the learning rate: {fix}")
 
@@ -535,8 +558,10 @@ def _announce(say, config: RunConfig, meta: dict, run_dir: RunDir, state: RunSta
         f"{', XLA' if config.xla else ''}; seed {config.seed}")
     for note in config.notes:
         say(f"  note: {note}")
-    if resume:
+    if resume and state.epoch:
         say(f"  from the checkpoint of epoch {state.epoch} (step {state.step:,})")
+    elif resume:  # after a divergence whose only checkpoints already held the diverging update
+        say("  from the initial weights (no checkpoint before the divergence is sound)")
     say(f"  output: {run_dir.path}  (run {meta['run_id']})")
 
 

@@ -8,7 +8,8 @@
     checkpoint/        the last two checkpoints: epoch-NNNN.weights.h5 (model + optimizer state) beside
                        epoch-NNNN.json (epoch, step, history, clocks), and state.json, the commit point: a copy of
                        the newest epoch's, written only once its weights file is complete
-    diverged.json      where the loss became NaN/inf (until a --resume, which may then change --lr)
+    diverged.json      where the loss became NaN/inf and the last good checkpoint (until a resumed run, which may
+                       change --lr, commits a checkpoint of its own)
     model.weights.h5   the final weights, for `zoo eval --weights` (written at the end)
     metrics.json       the final record, written after the results store's copy: its presence means finished
 
@@ -64,6 +65,11 @@ class Checkpoint:
 
     def __repr__(self) -> str:
         return f"Checkpoint(epoch {self.state.epoch}, {self.weights.name})"
+
+
+def _epoch_of(state_file: Path) -> int:
+    """N of checkpoint/epoch-NNNN.json."""
+    return int(state_file.stem.split("-")[1])
 
 
 class RunDir:
@@ -165,6 +171,7 @@ class RunDir:
     # -- divergence -----------------------------------------------------------------------------------------------
 
     def mark_diverged(self, where: dict) -> None:
+        """`where`: epoch, step, loss, lr, and resume_from, the epoch of the last good checkpoint (0: none)."""
         write_json_atomic(self.diverged_path, where)
 
     def divergence(self) -> Optional[dict]:
@@ -199,10 +206,17 @@ class RunDir:
         entry = {"weights": weights.name, **state.to_dict()}
         write_json_atomic(self.checkpoint_dir / f"{stem}.json", entry)
         write_json_atomic(self.state_path, entry)
-        self._prune(keep=KEEP_CHECKPOINTS)
+        # A checkpoint committed after a divergence supersedes it: the resumed run (its new --lr in config.json)
+        # is past the last good point, and the diverged trajectory's later checkpoints go in the prune.
+        self.clear_divergence()
+        self._prune(keep=KEEP_CHECKPOINTS, newest=state.epoch)
         self.write_history(state.history)
 
-    def _prune(self, keep: int) -> None:
+    def _prune(self, keep: int, newest: int) -> None:
+        for later in self._epoch_states():  # from an abandoned trajectory (a diverged run resumed further back)
+            if _epoch_of(later) > newest:
+                (self.checkpoint_dir / f"{later.stem}.weights.h5").unlink(missing_ok=True)
+                later.unlink(missing_ok=True)
         for old in self._epoch_states()[keep:]:
             (self.checkpoint_dir / f"{old.stem}.weights.h5").unlink(missing_ok=True)
             old.unlink(missing_ok=True)
@@ -229,6 +243,14 @@ class RunDir:
             raise TrainError(f"--resume: no readable checkpoint in {self.checkpoint_dir}; start the run again "
                              f"without --resume")
         return found
+
+    def sound_checkpoints(self) -> list[Checkpoint]:
+        """The checkpoints a resumption may start from, newest first: after a divergence none later than the last
+        good one it named (a later one holds weights the diverging step already wrecked); [] when that is the
+        initial weights, which the run's seed rebuilds."""
+        found = self.checkpoints()
+        limit = (self.divergence() or {}).get("resume_from")
+        return found if limit is None else [c for c in found if c.state.epoch <= limit]
 
     def remove_checkpoint_weights(self) -> None:
         for path in self.checkpoint_dir.glob("*.weights.h5"):
