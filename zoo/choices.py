@@ -61,3 +61,10 @@ WEIGHTS_SOURCES = values(WeightsSource)
 EXPORT_FORMATS = values(ExportFormat)
 __all__ += ["KerasPreprocessMode", "ChannelOrder", "WeightsSource", "ExportFormat", "KERAS_PREPROCESS_MODES",
             "CHANNEL_ORDERS", "WEIGHTS_SOURCES", "EXPORT_FORMATS"]
+
+# Appended (test protocols, issue 16): `zoo eval --protocol`, a run record's `protocol` and a published result's
+# `eval_protocol`. Each is declared (views, paper, how scores combine) in zoo/training/protocols.py.
+EvalProtocol = Literal["center", "10crop", "144crop", "dense", "dense_multiscale", "dense_384",
+                       "dense_multiscale_jittered", "dense_5scale"]
+EVAL_PROTOCOLS = values(EvalProtocol)
+__all__ += ["EvalProtocol", "EVAL_PROTOCOLS"]
