@@ -39,6 +39,7 @@ import numpy as np
 
 from . import sources
 from .catalogue import DatasetEntry, DatasetError, DatasetNotReadyError, get_dataset, resolve_data_dir
+from .holdout import stored_indices
 from .pipeline import (GREY_WEIGHTS, PipelineSpec, _embedded_arrays, _pads, _shift_pad, normalisation_values,
                        resolve_split)
 
@@ -294,6 +295,8 @@ def batches(name: str, split: str, spec: PipelineSpec, *, data_dir=None,
     images, labels = load_split(name, stored, data_dir)
     mean, std = normalisation_values(entry, spec.channels, spec.mean, spec.std)
     seed = spec.seed if spec.seed is not None else 0 if spec.deterministic else secrets.randbits(31)
-    return ArrayBatches(images[start:stop], labels[start:stop], spec, mean=mean, std=std, seed=seed,
+    chosen = slice(start, stop) if held is None else held
+    return ArrayBatches(images[chosen], labels[chosen], spec, mean=mean, std=std, seed=seed,
                         targets=targets, prefetch=prefetch)
 
+    held = stored_indices(entry, split, start, stop, spec.holdout, lambda: labels)  # stored == "train" when set

@@ -8,8 +8,9 @@ The data layer knows datasets, not models: what a model needs (its input size, c
 recipe's augmentation) is translated into a PipelineSpec by the training harness (zoo/training/inputs.py).
 
 Splits: "train", "validation", "test", "train_full", and slices of them ("train[:1000]", "test[:10%]"). Where the
-dataset has no validation split of its own, "validation" is the last `holdout` training images (catalogue or
-recipe) and "train" the rest; "train_full" is always all of the training split.
+dataset has no validation split of its own, "validation" is `holdout` training images (catalogue or recipe),
+stratified by class and seeded (zoo/data/holdout.py), and "train" the rest; "train_full" is always all of the
+training split, in stored order.
 
 Order of work (small, fixed-size datasets: MNIST, CIFAR, the sample): the split decoded once into one uint8 tensor
 in memory (the cache, before any augmentation) -> shuffled indices (seeded) -> batches of indices -> one vectorised
@@ -57,6 +58,7 @@ tf = _TensorFlowOnUse()
 
 from ..choices import AUGMENTS, INTERPOLATIONS
 from . import sources
+from .holdout import stored_indices
 from .catalogue import (SPLITS, DatasetEntry, DatasetError, DatasetInfo, dataset_info, effective_holdout,
                         get_dataset, prepared_dir, require_ready, resolve_data_dir, sample_dir)
 
@@ -138,23 +140,46 @@ def _stored_sizes(entry: DatasetEntry, root) -> dict[str, int]:
 
 
 def _stream(entry: DatasetEntry, stored: str, start: int, stop: int, *, root, training: bool, seed: int,
-            encoded: bool) -> tf.data.Dataset:
-    """The examples read from the TFDS files (images encoded, when `encoded`, to keep shuffle buffers small)."""
+            encoded: bool, indices: Optional[np.ndarray] = None) -> tf.data.Dataset:
+    """The examples read from the TFDS files (images encoded, when `encoded`, to keep shuffle buffers small).
+    `indices` (sorted stored indices: a holdout's side) are read in stored order and picked by position."""
     import tensorflow_datasets as tfds
 
+    if indices is not None:
+        start, stop, training = 0, int(indices[-1]) + 1, False  # positions must be the stored ones
     ds = tfds.load(entry.tfds.full_name, split=f"{stored}[{start}:{stop}]", data_dir=str(root),
                    as_supervised=True, download=False, shuffle_files=training,
                    decoders={"image": tfds.decode.SkipDecoding()} if encoded else None,
                    read_config=tfds.ReadConfig(shuffle_seed=seed, try_autocache=False))
+    if indices is not None:
+        wanted = np.zeros(stop, dtype=bool)
+        wanted[indices] = True
+        wanted = tf.constant(wanted)
+        ds = ds.enumerate().filter(lambda i, example: tf.gather(wanted, i)).map(lambda i, example: example)
     return ds.map(lambda image, label: (image, tf.cast(label, tf.int32)))
 
 
-def _in_memory(entry: DatasetEntry, stored: str, start: int, stop: int, *, root) -> tuple[tf.Tensor, tf.Tensor]:
-    """The whole (sliced) split decoded into two tensors: the cache of small fixed-size datasets."""
+@lru_cache(maxsize=8)
+def _stored_train_labels(name: str, root: str, size: int) -> np.ndarray:
+    """The labels of the stored training split, in stored order (what the holdout is stratified on); `size`
+    keys the cache to what is in the data dir now."""
+    entry = get_dataset(name)
+    if entry.embedded:
+        return _embedded_arrays(name, "train")[1]
+    ds = _stream(entry, "train", 0, size, root=root, training=False, seed=0, encoded=True)
+    return np.concatenate([labels for _, labels in ds.map(lambda image, label: (0, label)).batch(65536)
+                           .as_numpy_iterator()] or [np.zeros(0, np.int32)])
+
+
+def _in_memory(entry: DatasetEntry, stored: str, start: int, stop: int, *, root,
+               indices: Optional[np.ndarray] = None) -> tuple[tf.Tensor, tf.Tensor]:
+    """The whole (sliced) split decoded into two tensors: the cache of small fixed-size datasets. `indices`:
+    these stored images (a holdout's side) instead of the range."""
     if entry.embedded:
         images, labels = _embedded_arrays(entry.name, stored)
-        return tf.constant(images[start:stop]), tf.constant(labels[start:stop])
-    stream = _stream(entry, stored, start, stop, root=root, training=False, seed=0, encoded=False)
+        chosen = slice(start, stop) if indices is None else indices
+        return tf.constant(images[chosen]), tf.constant(labels[chosen])
+    stream = _stream(entry, stored, start, stop, root=root, training=False, seed=0, encoded=False, indices=indices)
     images, labels = next(iter(stream.batch(max(1, stop - start))), (None, None))
     if images is None:
         raise DatasetError(f"split {stored}[{start}:{stop}] of {entry.name!r} is empty")
@@ -457,7 +482,7 @@ class _Source:
 
     def stream(self, *, training: bool, encoded: bool) -> tf.data.Dataset:
         return _stream(self.entry, self.stored, self.start, self.stop, root=self.root, training=training,
-                       seed=self.seed, encoded=encoded)
+                       seed=self.seed, encoded=encoded, indices=self.indices)
 
 
 def _resolve(name: str, split: str, spec: PipelineSpec, data_dir) -> _Source:
@@ -467,10 +492,14 @@ def _resolve(name: str, split: str, spec: PipelineSpec, data_dir) -> _Source:
         require_ready(name, root)  # before any TFDS call: never a download attempt, never a hang
     seed = spec.seed if spec.seed is not None else 0 if spec.deterministic else secrets.randbits(31)
     mean, std = _normalisation(entry, spec.channels, spec.mean, spec.std)
-    stored, start, stop = resolve_split(entry, split, _stored_sizes(entry, root), spec.holdout)
+    sizes = _stored_sizes(entry, root)
+    stored, start, stop = resolve_split(entry, split, sizes, spec.holdout)
     if stop == start:
         raise DatasetError(f"split {split!r} of {name!r} is empty")
-    return _Source(entry, root, stored, start, stop, seed, spec.ordered, 1.0 / std, -mean / std)
+    indices: Optional[np.ndarray] = None  # the stored images of a holdout's side (zoo/data/holdout.py), else None
+    indices = stored_indices(entry, split, start, stop, spec.holdout,
+                             lambda: _stored_train_labels(entry.name, str(root), sizes.get("train", 0)))
+    return _Source(entry, root, stored, start, stop, seed, spec.ordered, 1.0 / std, -mean / std, indices)
 
 
 def _shuffled_and_repeated(ds, spec: PipelineSpec, source: _Source, buffer: int) -> tf.data.Dataset:
@@ -514,7 +543,8 @@ def _fixed_size_batches(source: _Source, spec: PipelineSpec) -> tf.data.Dataset:
     work in tf.data at all). Otherwise the decoded examples are streamed from the TFDS files and batched."""
     in_memory = spec.cache or bool(source.entry.embedded)
     if in_memory:
-        images, labels = _in_memory(source.entry, source.stored, source.start, source.stop, root=source.root)
+        images, labels = _in_memory(source.entry, source.stored, source.start, source.stop, root=source.root,
+                                    indices=source.indices)
         ds = tf.data.Dataset.range(int(images.shape[0]))
     else:
         ds = source.stream(training=spec.training, encoded=False)
