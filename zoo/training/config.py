@@ -20,7 +20,8 @@ from ..registry import Recipe, Spec
 from .options import KEEP, MATCH, REPLACE, RunOptions, TrainError
 
 __all__ = ["TrainError", "RunConfig", "Run", "resolve", "resolve_run", "run_of", "recipe_of",
-           "resolve_image_size", "scaled_lr", "check_replicas", "overrides_conflict", "DEFAULTS", "MAX_UPSCALE"]
+           "resolve_image_size", "scaled_lr", "check_replicas", "overrides_conflict", "recipe_steps", "DEFAULTS",
+           "MAX_UPSCALE"]
 
 # Resizing a dataset's images by more than this factor (28x28 Fashion-MNIST to 224x224 for VGG) costs 64x the
 # compute for no information: refused unless the caller asks for that size explicitly.
@@ -173,9 +174,10 @@ def resolve_run(name: str | Spec, options: Optional[RunOptions] = None) -> "Run"
     require_data(dataset, options.data_dir)  # now, not after the model is built
 
     size, size_note = resolve_image_size(spec, rec, info.image_shape, options.image_size)
-    # A recipe that holds out validation images trains on the rest and validates every epoch; otherwise all
-    # training images are used and the test split is touched only once, at the end.
-    validate = bool(rec.validation)
+    # Every run validates each epoch on training images held out (the recipe's count, else the dataset's: the
+    # paper's split, else 10%, stratified) and trains on the rest, or on a validation split of the dataset's own
+    # that is not the one it reports on; the test split is touched once, at the end.
+    validate = _validates(info)
     train_split = "train" if validate else "train_full"
     examples = info.num_examples[train_split]
     batch = options.batch_size or rec.batch_size
@@ -196,8 +198,33 @@ def resolve_run(name: str | Spec, options: Optional[RunOptions] = None) -> "Run"
         precision=options.precision or DEFAULTS["precision"],
         xla=DEFAULTS["xla"] if options.xla is None else options.xla, steps_per_execution=per_execution,
         strategy=options.strategy or DEFAULTS["strategy"], data_dir=options.data_dir,
-        notes=[note for note in (size_note, execution_note) if note])
+        notes=[note for note in (size_note, execution_note, _no_validation_note(rec, info)) if note])
     return Run(config, spec, rec, info)
+
+
+def _validates(info: DatasetInfo) -> bool:
+    """Whether runs on this dataset (after the recipe's holdout) have a validation split that is not the one the
+    test evaluation reports on."""
+    return bool(info.validation_holdout) or ("validation" in info.num_examples and info.eval_split != "validation")
+
+
+def _no_validation_note(recipe: Recipe, info: DatasetInfo) -> Optional[str]:
+    """Why a run does not validate, when it does not."""
+    if _validates(info):
+        return None
+    if recipe.validation == 0:
+        return (f"recipe {recipe.name!r} holds out no validation images (validation: 0): all training images "
+                f"train, no per-epoch validation, no best checkpoint")
+    return (f"no per-epoch validation: {info.name}'s only held-out split is its {info.eval_split} split, which the "
+            f"test evaluation reports once at the end")
+
+
+def recipe_steps(config: RunConfig) -> int:
+    """The steps the run's recipe takes at the run's batch size over the whole training split: a run that did
+    fewer (--epochs, --max-steps or --steps-per-epoch cut it short) is partial."""
+    natural, _, _ = _steps_per_epoch(config.train_examples, config.batch_size,
+                                     RunOptions(steps_per_execution=config.steps_per_execution))
+    return _length(recipe_of(config), natural, None, None)[1]
 
 
 def resolve(name: str | Spec, dataset: Optional[str] = None, recipe: Optional[str] = None,
