@@ -3,6 +3,8 @@ a bad arch fails when registry.yaml loads, in one line naming the entry and the 
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,13 +15,16 @@ from zoo.registry import Registry, RegistryError, registry, registry_path
 BEFORE = json.loads((Path(__file__).parent / "data" / "registry_facts_before.json").read_text())
 
 
-def registry_with_arch(name: str, arch: dict) -> Registry:
-    """The real registry.yaml with entry `name`'s `arch:` (one line or a block) replaced by `arch`."""
+def text_with_arch(name: str, arch: dict) -> str:
+    """The text of the real registry.yaml with entry `name`'s `arch:` (one line or a block) replaced by `arch`."""
     text = registry_path().read_text()
     entry = re.compile(rf"^  {name}:\n", re.M).search(text, text.index("\nmodels:\n"))
     line = re.compile(r"^    arch:.*\n(?:(?:      .*|[ \t]*)\n)*", re.M).search(text, entry.end())
-    return Registry.from_text(text[:line.start()] + f"    arch: {json.dumps(arch)}\n" + text[line.end():],
-                              Path("registry.yaml"))
+    return text[:line.start()] + f"    arch: {json.dumps(arch)}\n" + text[line.end():]
+
+
+def registry_with_arch(name: str, arch: dict) -> Registry:
+    return Registry.from_text(text_with_arch(name, arch), Path("registry.yaml"))
 
 
 def load_error(name: str, **changes) -> str:
@@ -57,7 +62,7 @@ def test_schemas_cover_the_registry_families():
 
 def test_resnet_arch_errors():
     where = "registry.yaml: model 'resnet20': field"
-    assert load_error("resnet20", width=3) == f"{where} 'arch.width': Extra inputs are not permitted"
+    assert load_error("resnet20", width=3) == f"{where} 'arch.width': unknown key (did you mean 'widths'?)"
     assert load_error("resnet20", block="dense").startswith(f"{where} 'arch.block': Input should be 'basic' or "
                                                             f"'bottleneck'")
     assert load_error("resnet20", depths=[3, 3]) == (f"{where} 'arch.depths': 2 entries, but widths has 3: one "
@@ -123,11 +128,51 @@ def test_lenet_arch_errors():
     with pytest.raises(RegistryError, match=rf"^{where}: field 'arch.kernel': Field required$"):
         registry_with_arch("lenet5", {k: v for k, v in modern.items() if k != "kernel"})
     assert load_error("lenet5", pool="min").startswith(f"{where}: field 'arch.pool': Input should be 'max' or 'avg'")
-    assert load_error("lenet5", c1=6) == f"{where}: field 'arch.c1': Extra inputs are not permitted"
+    assert load_error("lenet5", c1=6).startswith(f"{where}: field 'arch.c1': unknown key (the keys here: variant, "
+                                                 f"conv, kernel, ")  # nothing close: the keys it may have
     table = registry().get("lenet5_original").arch.c3_table
     assert load_error("lenet5_original", c3_table=[*table[:-1], [0, 6]]) == (
         "registry.yaml: model 'lenet5_original': field 'arch.c3_table': row 15 refers to S2 map 6, but c1 makes "
         "only 6 maps")
+
+
+def misspelt(name: str, path: tuple, wrong: str) -> str:
+    """The load error of entry `name` with the arch key at `path` (its last part the right name) renamed `wrong`."""
+    arch = registry().get(name).arch.model_dump()
+    *inside, right = path
+    mapping = arch
+    for part in inside:
+        mapping = mapping[part]
+    mapping[wrong] = mapping.pop(right)
+    with pytest.raises(RegistryError) as error:
+        registry_with_arch(name, arch)
+    return str(error.value)
+
+
+@pytest.mark.parametrize("name, path, wrong, field", [
+    ("resnet20", ("widths",), "widhts", "arch.widhts"),  # a required key: its "Field required" is not the report
+    ("resnet20", ("shortcut",), "shortcutt", "arch.shortcutt"),  # an optional one
+    ("lenet5", ("kernel",), "kernal", "arch.kernal"),  # inside a variant of a discriminated union
+    ("alexnet", ("conv", 0, "filters"), "filtres", "arch.conv.0.filtres"),  # in a list of layers
+    ("googlenet", ("aux", "dropout"), "dropuot", "arch.aux.dropuot"),  # in a nested block
+    ("densenet40_k12", ("growth_rate",), "growthrate", "arch.growthrate"),
+])
+def test_a_misspelt_arch_key_is_named_with_the_close_name(name, path, wrong, field):
+    assert misspelt(name, path, wrong) == (f"registry.yaml: model '{name}': field '{field}': unknown key (did you "
+                                           f"mean '{path[-1]}'?)")
+
+
+def test_the_cli_reports_a_misspelt_arch_key_in_one_line(tmp_path):
+    arch = registry().get("resnet20").arch.model_dump()
+    arch["dpeths"] = arch.pop("depths")
+    bad = tmp_path / "registry.yaml"
+    bad.write_text(text_with_arch("resnet20", arch))
+    proc = subprocess.run([sys.executable, "-c", "import cli, sys; sys.exit(cli.main(['info', 'resnet20']))"],
+                          capture_output=True, text=True, env={"ZOO_REGISTRY": str(bad), "PATH": ""},
+                          cwd=str(tmp_path.parent), timeout=120)
+    assert proc.returncode == 1 and proc.stdout == ""
+    [line] = proc.stderr.strip().splitlines()
+    assert line.endswith("model 'resnet20': field 'arch.dpeths': unknown key (did you mean 'depths'?)"), line
 
 
 def test_unknown_family_is_reported_on_the_family():

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal, Optional, Union, get_args, get_origi
 from pydantic import Field, TypeAdapter, ValidationInfo, field_validator, model_serializer
 from pydantic_core import PydanticCustomError
 
-from .schema import Strict
+from .schema import Strict, validate_model
 
 __all__ = ["ArchSchema", "LeNetModernArch", "LeNetOriginalArch", "LeNetArch", "ConvLayer", "AlexNetArch",
            "VGGArch", "GoogLeNetArch", "ResNetArch", "DenseNetArch", "Arch", "SCHEMAS", "parse_arch",
@@ -302,9 +302,10 @@ def _variant_model(schema, value) -> Optional[type[ArchSchema]]:
 
 def parse_arch(family: str, value: Any) -> ArchSchema:
     """`value` validated against `family`'s schema. A variant's errors are located in the arch itself
-    (`arch.kernel`, not pydantic's `arch.modern.kernel`); a wrong or missing tag is pydantic's union error."""
+    (`arch.kernel`, not pydantic's `arch.modern.kernel`); a wrong or missing tag is pydantic's union error; a
+    misspelt key is an unknown key with the close name suggested (`arch.widhts`: did you mean 'widths'?)."""
     schema = SCHEMAS[family]
     model = _variant_model(schema, value)
     if model is None:
         return TypeAdapter(schema).validate_python(value)
-    return model.model_validate(value)
+    return validate_model(model, value)
