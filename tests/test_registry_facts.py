@@ -8,8 +8,10 @@ in how they are stated:
     normalises exactly as before;
   - recipes: `{fashion_mnist: X, fashion_mnist_sample: X}` is now the pattern `{"fashion_mnist*": X}`;
     recipe_for() is checked to give the same recipe as before for every dataset of the catalogue;
-  - group, keras_twin, weights: new fields (keras_twin moved from zoo.weights into the registry);
-  - PROSE_FIXES: notes corrected since the snapshot (a named function that never existed), listed one by one.
+  - group, keras_twin, weights: new fields (keras_twin moved from zoo.weights into the registry); a result's
+    eval_protocol: new (the `zoo eval --protocol` each published number was measured with);
+  - PROSE_FIXES: notes corrected since the snapshot (a named function that never existed), listed one by one;
+  - arch.init: the paper's initialisation (issue 16), written where a variant's differs from its family's (ZFNet).
 """
 
 import json
@@ -27,6 +29,7 @@ from zoo.registry import registry
 ROOT = Path(__file__).resolve().parents[1]
 BEFORE = json.loads((ROOT / "tests" / "data" / "registry_facts_before.json").read_text())
 NEW_FIELDS = {"group", "keras_twin", "weights"}  # weights: named weights (issue 12)
+NEW_RESULT_FIELDS = {"eval_protocol"}  # the zoo eval --protocol each published number was measured with (issue 16)
 STATISTICS = ("mean", "std")
 # zoo.weights.KERAS_APPLICATIONS as it was written out in Python before it was read from the registry.
 KERAS_TWINS_BEFORE = {"vgg16": "VGG16", "vgg19": "VGG19", "resnet50": "ResNet50", "resnet101": "ResNet101",
@@ -58,6 +61,7 @@ def facts(spec) -> dict:
     dump = spec.model_dump(exclude_none=True)
     if isinstance(spec.arch, BaseModel):
         dump["arch"] = spec.arch.model_dump(exclude_unset=True, exclude_none=True)
+        dump["arch"].pop("init", None)  # newer than the snapshot (issue 16)
     return as_json(dump)
 
 
@@ -65,6 +69,7 @@ def comparable(dump: dict) -> dict:
     """The facts whose statement did not change: all but recipes, the new fields and the eval statistics."""
     kept = {k: v for k, v in dump.items() if k not in NEW_FIELDS | {"recipes"}}
     kept["eval"] = {k: v for k, v in dump.get("eval", {}).items() if k not in STATISTICS}
+    kept["results"] = [{k: v for k, v in r.items() if k not in NEW_RESULT_FIELDS} for r in dump.get("results", [])]
     return kept
 
 

@@ -18,7 +18,8 @@ from typing import Any, Optional
 from pydantic import Field, field_validator, model_validator
 
 from . import archs
-from .choices import Augment, Interpolation, OptimizerName, ReferenceSource, ResultMetric, ScheduleKind, ScheduleUnit
+from .choices import (Augment, EvalProtocol, Interpolation, OptimizerName, ReferenceSource, ResultMetric, ScheduleKind,
+                      ScheduleUnit)
 from .errors import ZooError
 from .pretrained.entry import WeightsEntry
 from .schema import Strict, cached_by_mtime, load_yaml, validate
@@ -76,7 +77,10 @@ class Result(Strict):
     split: str
     metric: ResultMetric
     value: float
-    protocol: Optional[str] = None
+    protocol: Optional[str] = Field(None, description="the paper's test conditions, in its own words")
+    eval_protocol: Optional[EvalProtocol] = Field(None, description=(
+        "the `zoo eval --protocol` that measures the number as the paper did (zoo/training/protocols.py); a run "
+        "record's `protocol` is matched against it. None: no zoo protocol does (an ensemble, VGG's multi-crop)"))
     source: str = Field(description="where in the paper: table/figure/section; or the benchmark table and row")
     measured_on: Optional[str] = Field(
         None, description="the network the number was measured on, where it is not exactly this variant "
