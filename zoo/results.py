@@ -57,6 +57,8 @@ class RunRecord:
     keras_version: str
     hostname: str
     output_dir: str
+    protocol: Optional[str] = "center"  # test_accuracy's test protocol (zoo.choices.EVAL_PROTOCOLS): a run tests one
+    #   centre crop; `zoo eval --protocol P --record` adds the run's record under P. None: an older record (centre)
     status: str = "finished"
     eval_split: Optional[str] = None
     train_split: Optional[str] = None
