@@ -226,3 +226,54 @@ def test_columns_data_only_optional_and_joined_cells():
     console = Console(width=80, record=True)
     console.print(tables.rich_table(rows, columns))
     assert console.export_text().split() == ["model", "range", "note", "a", "1-2", "x", "|", "y", "b", "3-4"]
+
+
+def test_partial_runs_are_left_out_unless_all(store, tmp_path):
+    """A run shorter than its recipe (complete: false) never becomes a model's row or bubble, even when its test
+    accuracy is the best; --all shows it, marked. An older record without the flag counts as complete when it ran
+    the recipe's epochs."""
+    results.save({"run_id": "short", "model": "lenet5", "dataset": "mnist", "recipe": "lenet_paper", "epochs": 1,
+                  "test_accuracy": 0.9999, "status": "finished", "complete": False, "params": 61706,
+                  "macs": 416520}, store)
+    rows = tables.results_rows("mnist", store)
+    assert [r["run_id"] for r in rows] == ["r4", "r2", "r5"] and not any(r["partial"] for r in rows)
+    assert "| partial |" not in tables.render_results("mnist", "md", store)
+    every = tables.results_rows("mnist", store, include_partial=True)
+    assert [(r["run_id"], r["partial"]) for r in every] == [("r4", None), ("short", "partial"), ("r5", None)]
+    assert "| partial |" in tables.render_results("mnist", "md", store, include_partial=True)
+    assert results.is_complete({"recipe": "lenet_paper", "epochs": 20}) is True
+    assert results.is_complete({"recipe": "lenet_paper", "epochs": 3}) is False
+    assert results.is_complete({"recipe": "resnet_cifar", "steps": 64000}) is True
+    assert results.is_complete({"recipe": "nope", "epochs": 1}) is True  # not known here: cannot tell
+
+    from click.testing import CliRunner
+
+    import cli
+
+    runner = CliRunner()
+    shown = runner.invoke(cli.cli, ["table", "results", "--dataset", "mnist", "--results", str(store)])
+    assert shown.exit_code == 0 and "short" not in shown.output
+    shown = runner.invoke(cli.cli, ["table", "results", "--dataset", "mnist", "--results", str(store), "--all"])
+    assert shown.exit_code == 0 and "| short |" in shown.output and "partial" in shown.output
+    from zoo.plot import result_points
+
+    assert "lenet5 (lenet_paper)" in {p.label for p in result_points("mnist", store)}
+    labels = {p.label for p in result_points("mnist", store, include_partial=True)}
+    assert "lenet5 (lenet_paper) [partial]" in labels
+    assert max(p.accuracy for p in result_points("mnist", store)) == pytest.approx(99.12)
+    only_partial = tmp_path / "only-partial"
+    results.save({"run_id": "s", "model": "lenet5", "dataset": "mnist", "recipe": "lenet_paper", "epochs": 1,
+                  "test_accuracy": 0.5, "status": "finished", "complete": False}, only_partial)
+    with pytest.raises(tables.TableError, match=r"complete runs only; --all adds partial ones"):
+        tables.render_results("mnist", "md", only_partial)
+
+
+def test_runs_on_all_training_images_and_with_validation_held_out_get_a_row_each(store):
+    """train_full (every training image) and train (the rest after the validation holdout) are two protocols."""
+    for run_id, split, accuracy in (("full", "train_full", 0.9000), ("held", "train", 0.8950)):
+        results.save({"run_id": run_id, "model": "lenet5", "dataset": "fashion_mnist", "recipe": "lenet_fmnist",
+                      "epochs": 20, "test_accuracy": accuracy, "status": "finished", "train_split": split,
+                      "complete": True}, store)
+    rows = tables.results_rows("fashion_mnist", store)
+    assert [(r["run_id"], r["train_images"]) for r in rows] == [("held", "54,000 (6,000 val)"), ("full", "60,000")]
+    assert "| train images |" in tables.render_results("fashion_mnist", "md", store)

@@ -13,6 +13,7 @@ from typing import Optional
 
 from .formatting import general
 from .registry import registry
+from .results import is_complete
 from .tables import (PAPER_METRICS, TableError, accuracy_of, best_runs, dataset_label, historic_rank,
                      is_multi_crop, load, published_top1, short_protocol)
 
@@ -48,13 +49,17 @@ def paper_points(dataset: str = "imagenet2012") -> list[Point]:
     return points
 
 
-def result_points(dataset: str, store=None, runs: Optional[list[dict]] = None) -> list[Point]:
-    """The best finished run per model and recipe on `dataset` (MACs and params as the run recorded them)."""
+def result_points(dataset: str, store=None, runs: Optional[list[dict]] = None,
+                  include_partial: bool = False) -> list[Point]:
+    """The best finished run per model, recipe and training split on `dataset` (complete runs only, unless
+    `include_partial`; MACs and params as the run recorded them)."""
     reg, points = registry(), []
-    chosen = best_runs(load(dataset=dataset, store=store) if runs is None else runs)
+    chosen = best_runs(load(dataset=dataset, store=store) if runs is None else runs, include_partial)
     recipes_per_model: dict[str, int] = {}
     for run in chosen:
         recipes_per_model[run["model"]] = recipes_per_model.get(run["model"], 0) + 1
+    splits_per_model = {model: len({r.get("train_split") for r in chosen if r["model"] == model})
+                        for model in recipes_per_model}
     for run in chosen:
         spec = reg.models.get(run["model"])
         macs = run.get("macs") or (spec.macs if spec else None)
@@ -63,6 +68,10 @@ def result_points(dataset: str, store=None, runs: Optional[list[dict]] = None) -
             continue
         family = reg.families[spec.family].title if spec else "other"
         label = run["model"] if recipes_per_model[run["model"]] == 1 else f"{run['model']} ({run.get('recipe')})"
+        if splits_per_model[run["model"]] > 1 and run.get("train_split") == "train":
+            label += ", val held out"  # the same model and recipe on all training images is the other bubble
+        if not is_complete(run):
+            label += " [partial]"
         points.append(Point(run["model"], family, macs / 1e9, 100 * run["test_accuracy"], params,
                             run.get("recipe"), False, label))
     return points
@@ -199,10 +208,12 @@ def plot_papers(output_prefix="docs/imagenet-accuracy-vs-macs", dataset: str = "
                                        f"(single-crop where published)")
 
 
-def plot_results(dataset: str, output_prefix=None, store=None, runs: Optional[list[dict]] = None) -> list[Path]:
-    points = result_points(dataset, store, runs)
+def plot_results(dataset: str, output_prefix=None, store=None, runs: Optional[list[dict]] = None,
+                 include_partial: bool = False) -> list[Path]:
+    points = result_points(dataset, store, runs, include_partial)
     if not points:
-        raise TableError(f"no finished run on {dataset!r} in the results store to plot")
+        partial = "" if include_partial else " (complete runs only; --all adds partial ones)"
+        raise TableError(f"no finished run on {dataset!r} in the results store to plot{partial}")
     names = {p.name for p in points}
     references = [p for p in paper_points(dataset) if p.name in names]
     return plot(points, output_prefix or f"docs/{dataset}-accuracy-vs-macs",

@@ -10,6 +10,7 @@ Light on purpose: no TensorFlow.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import os
 import warnings
@@ -17,9 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
+from .errors import ZooError
 from .io import write_json_atomic, write_text_atomic  # noqa: F401 - re-exported: their historic home
 
-__all__ = ["RunRecord", "FIELDS", "store_dir", "save", "load", "write_json_atomic", "write_text_atomic"]
+__all__ = ["RunRecord", "FIELDS", "store_dir", "save", "load", "remove", "is_complete", "UnknownRunError",
+           "write_json_atomic", "write_text_atomic"]
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,9 @@ class RunRecord:
     eval_split: Optional[str] = None
     train_split: Optional[str] = None
     notes: Optional[list] = None  # the config's notes: a fallback image size, a clamp, an --lr set on --resume
+    complete: Optional[bool] = None  # False: shorter than its recipe (--epochs, --max-steps); None: an older record
+    best_epoch: Optional[int] = None  # the epoch whose weights the test numbers are of (best validation); None: last
+    warnings: Optional[list] = None  # what the summary warned of (BatchNorm statistics not settled, ...)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -106,6 +112,8 @@ def load(dataset: Optional[str] = None, model: Optional[str] = None,
             continue  # a temporary file of a write in progress
         try:
             record = json.loads(path.read_text())
+        except FileNotFoundError:
+            continue  # removed (`zoo runs rm`) between the listing and the read
         except (OSError, json.JSONDecodeError) as e:
             warnings.warn(f"skipping unreadable results file {path}: {e}", stacklevel=2)
             continue
@@ -115,3 +123,39 @@ def load(dataset: Optional[str] = None, model: Optional[str] = None,
         if (dataset is None or record["dataset"] == dataset) and (model is None or record["model"] == model):
             records.append(record)
     return sorted(records, key=lambda r: (str(r.get("finished") or ""), str(r.get("run_id"))))
+
+
+class UnknownRunError(ZooError, KeyError):
+    """No record with that run id in the store; the message names the closest ids."""
+
+
+def remove(run_id: str, store: str | os.PathLike | None = None) -> Path:
+    """Remove one record from the store (one unlink: readers see the record or nothing); returns the file removed.
+    An unknown id is an UnknownRunError naming the closest ids. The run's folder is not touched."""
+    folder = store_dir(store)
+    path = folder / f"{run_id}.json"
+    if "/" in run_id or run_id.startswith(".") or not path.is_file():
+        known = sorted(p.stem for p in folder.glob("*.json") if not p.name.startswith(".")) if folder.is_dir() else []
+        close = [k for k in known if run_id and k.startswith(run_id)][:3] or difflib.get_close_matches(run_id, known, 3)
+        hint = f"; did you mean {', '.join(close)}?" if close else (f"; `zoo runs --results {folder}` lists them"
+                                                                     if known else " (the store is empty)")
+        raise UnknownRunError(f"no run {run_id!r} in the results store {folder}{hint}")
+    path.unlink()
+    return path
+
+
+def is_complete(record: dict) -> bool:
+    """Whether a record's run did all its recipe asked: its `complete` flag; an older record without one counts
+    as complete when it ran the registry recipe's epochs (or max_steps), or when the recipe is not known here."""
+    flag = record.get("complete")
+    if isinstance(flag, bool):
+        return flag
+    from .registry import registry  # light (no TensorFlow); only older records need it
+
+    try:
+        recipe = registry().recipe(record.get("recipe") or "")
+    except (ZooError, KeyError):
+        return True
+    if recipe.max_steps is not None:
+        return int(record.get("steps") or 0) >= recipe.max_steps
+    return float(record.get("epochs") or 0) >= recipe.epochs - 1e-6

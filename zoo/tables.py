@@ -283,19 +283,42 @@ def load(dataset: Optional[str] = None, model: Optional[str] = None,
     return results_store.load(dataset=dataset, model=model, store=root)
 
 
-def best_runs(runs: list[dict]) -> list[dict]:
-    """The finished run with the highest test accuracy for each (dataset, model, recipe); families in historic
-    order, as docs/architectures.md lists them."""
+def best_runs(runs: list[dict], include_partial: bool = False) -> list[dict]:
+    """The finished run with the highest test accuracy for each (dataset, model, recipe, training split): runs
+    that did their whole recipe only (zoo.results.is_complete) unless `include_partial`; a run on all training
+    images and one that held validation images out are different protocols, so each has its row. Families in
+    historic order, as docs/architectures.md lists them."""
     best: dict[tuple, dict] = {}
     for run in runs:
         if run.get("status") not in FINISHED or run.get("test_accuracy") is None:
             continue
-        key = (run.get("dataset"), run.get("model"), run.get("recipe"))
+        if not include_partial and not results_store.is_complete(run):
+            continue
+        key = (run.get("dataset"), run.get("model"), run.get("recipe"), run.get("train_split"))
         if key not in best or run["test_accuracy"] > best[key]["test_accuracy"]:
             best[key] = run
     order = historic_rank()  # as in architectures.md
     return sorted(best.values(), key=lambda r: (str(r.get("dataset")), order.get(r.get("model"), math.inf),
-                                                str(r.get("model")), str(r.get("recipe"))))
+                                                str(r.get("model")), str(r.get("recipe")),
+                                                str(r.get("train_split"))))
+
+
+def train_images(run: dict) -> Optional[str]:
+    """How many images a run trained on, from its dataset and training split (the catalogue's sizes after its
+    recipe's holdout): '60,000' (all), '54,000 (6,000 val)'; None when the record does not say."""
+    from .data import catalogue
+
+    split = run.get("train_split")
+    if split not in ("train", "train_full"):
+        return None
+    try:
+        recipe = registry().recipe(run["recipe"]) if run.get("recipe") else None
+        info = catalogue.dataset_info(run["dataset"], holdout=recipe.validation if recipe else None)
+    except (ZooError, KeyError, ValueError):
+        return None
+    count = formatting.integer(info.num_examples[split])
+    held = info.num_examples.get("validation") if split == "train" else None
+    return f"{count} ({formatting.integer(held)} val)" if held else count
 
 
 RESULT_COLUMNS = [
@@ -303,6 +326,8 @@ RESULT_COLUMNS = [
     Column("accuracy", "top-1 acc. %", formatting.percent, "right"),
     Column("top5", "top-5 acc. %", formatting.percent, "right"),
     Column("epochs", "epochs", formatting.general, "right"),
+    Column("partial", "partial", optional=True),  # only with --all: a run shorter than its recipe
+    Column("train_images", "train images", align="right", optional=True),
     Column("wall_time_s", "wall time", formatting.duration, "right"),
     Column("images_per_s", "train images/s", formatting.rate, "right"), Column("device", "device"),
     Column("published", "published top-1 acc. %", formatting.percent, "right"),
@@ -334,11 +359,13 @@ def published_beside(spec: Spec, dataset: str, augmented: Optional[bool] = None)
     return None
 
 
-def results_rows(dataset: str, store=None, runs: Optional[list[dict]] = None) -> list[dict]:
-    """One row per (model, recipe): its best finished run on `dataset` beside the paper's top-1 number."""
+def results_rows(dataset: str, store=None, runs: Optional[list[dict]] = None,
+                 include_partial: bool = False) -> list[dict]:
+    """One row per (model, recipe, training split): its best finished run on `dataset` (complete runs only,
+    unless `include_partial`) beside the paper's top-1 number."""
     reg = registry()
     rows = []
-    for run in best_runs(load(dataset=dataset, store=store) if runs is None else runs):
+    for run in best_runs(load(dataset=dataset, store=store) if runs is None else runs, include_partial):
         spec = reg.models.get(run.get("model"))
         paper = published_beside(spec, dataset, _augmented(run.get("recipe"))) if spec else None
         accuracy = 100 * run["test_accuracy"]
@@ -346,6 +373,7 @@ def results_rows(dataset: str, store=None, runs: Optional[list[dict]] = None) ->
         rows.append({
             "model": run.get("model"), "recipe": run.get("recipe"), "accuracy": accuracy,
             "top5": None if top5 is None else 100 * top5, "epochs": run.get("epochs"),
+            "partial": None if results_store.is_complete(run) else "partial", "train_images": train_images(run),
             "wall_time_s": run.get("wall_time_s"), "images_per_s": run.get("train_images_per_s"),
             "device": run.get("device"),
             "published": accuracy_of(paper) if paper else None,
@@ -360,20 +388,25 @@ def results_command(dataset: str) -> str:
     return f"zoo table results --dataset {dataset} --output docs/results-{dataset}.md"
 
 
-def render_results(dataset: str, fmt: str = "md", store=None, runs: Optional[list[dict]] = None) -> str:
-    rows = results_rows(dataset, store, runs)
+def render_results(dataset: str, fmt: str = "md", store=None, runs: Optional[list[dict]] = None,
+                   include_partial: bool = False) -> str:
+    rows = results_rows(dataset, store, runs, include_partial)
     if not rows:
-        raise TableError(f"no finished run on {dataset!r} in the results store {results_dir(store)}")
+        partial = "" if include_partial else " (complete runs only; --all adds partial ones)"
+        raise TableError(f"no finished run on {dataset!r} in the results store {results_dir(store)}{partial}")
     preamble = "\n".join([
         f"# Results on {dataset_label(dataset)}",
         "",
         f"<!-- Generated by `{results_command(dataset)}` from the results store: do not edit by hand. -->",
         "",
-        "The best finished run of each model and recipe (test-split accuracy, one centre crop) beside the published "
+        "The best finished run of each model, recipe and training split (test-split accuracy, one centre crop; "
+        "runs that did their whole recipe only) beside the published "
         "top-1 number the registry holds for this dataset, converted to accuracy (100 - error): the paper's, or a "
         "known benchmark row (`where` then names the network it was measured on when that is not exactly ours). "
         "The single-crop number is used where there is one, and the protocol matching the recipe's augmentation "
-        "(or its absence). `difference` = ours - published, in percentage points.",
+        "(or its absence). `difference` = ours - published, in percentage points. `train images`: all of the "
+        "training split, or the rest once the validation images were held out (the default since runs validate "
+        "every epoch); the two are different protocols and get a row each.",
         "",
     ])
     return render(rows, RESULT_COLUMNS, fmt, preamble)

@@ -15,6 +15,8 @@ from ..results import write_text_atomic
 FORMAT = click.Choice(TABLE_FORMATS)
 RESULTS_OPTION = click.option("--results", "store", type=click.Path(file_okay=False),
                               help="Results store directory (default: $ZOO_RESULTS_DIR, else ~/.zoo/results).")
+ALL_OPTION = click.option("--all", "include_partial", is_flag=True,
+                          help="Include partial runs (shorter than their recipe: --epochs, --max-steps), marked.")
 
 
 def emit(text: str, output) -> None:
@@ -47,12 +49,14 @@ def architectures(fmt, output):
 @click.option("--format", "fmt", type=FORMAT, default="md", show_default=True)
 @click.option("--output", type=click.Path(dir_okay=False), help="Write to FILE (default: stdout).")
 @RESULTS_OPTION
-def results(dataset, fmt, output, store):
-    """The best finished run per model and recipe on DATASET beside the paper's top-1 number and the difference.
-    docs/results-<dataset>.md is `zoo table results --dataset <dataset> --output docs/results-<dataset>.md`."""
+@ALL_OPTION
+def results(dataset, fmt, output, store, include_partial):
+    """The best finished run per model, recipe and training split on DATASET beside the paper's top-1 number and
+    the difference; runs that did their whole recipe only, unless --all. docs/results-<dataset>.md is `zoo table
+    results --dataset <dataset> --output docs/results-<dataset>.md`."""
     from .. import tables
 
-    emit(tables.render_results(dataset, fmt, store), output)
+    emit(tables.render_results(dataset, fmt, store, include_partial=include_partial), output)
 
 
 @table.command()
@@ -90,16 +94,20 @@ def docs(docs_dir, store):
               help="Output prefix: writes PREFIX.png and PREFIX.svg (default: docs/imagenet-accuracy-vs-macs "
                    "with --papers, docs/<dataset>-accuracy-vs-macs with --dataset).")
 @RESULTS_OPTION
-def plot(dataset, papers, prefix, store):
-    """Top-1 accuracy vs GMACs (log scale), bubble area ~ parameters, one colour per family."""
+@ALL_OPTION
+def plot(dataset, papers, prefix, store, include_partial):
+    """Top-1 accuracy vs GMACs (log scale), bubble area ~ parameters, one colour per family; with --dataset, the
+    complete runs only, unless --all."""
     from .. import plot as plot_module
 
     if bool(dataset) == bool(papers):
         raise click.UsageError("give exactly one of --dataset D or --papers")
+    if papers and include_partial:
+        raise click.UsageError("--all applies to --dataset (runs); --papers plots the registry's numbers")
     if papers:
         paths = plot_module.plot_papers(prefix or "docs/imagenet-accuracy-vs-macs")
     else:
-        paths = plot_module.plot_results(dataset, prefix, store)
+        paths = plot_module.plot_results(dataset, prefix, store, include_partial=include_partial)
     for path in paths:
         click.echo(f"zoo: wrote {path}", err=True)
 
