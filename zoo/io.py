@@ -133,6 +133,40 @@ def _quiet_unraisable():
         sys.unraisablehook = saved
 
 
+def _discard_open_hdf5(path: Path) -> None:
+    """Point HDF5's descriptor of a half-written `path` at an anonymous in-memory file. After a failed write
+    (ENOSPC) HDF5 still holds the file with unflushed metadata: every later attempt to close it (h5py's
+    destructors, the library's exit) fails again, prints a traceback from the destructor and can crash the
+    process at exit. Writing into memory instead, the close succeeds, silently, and the file is dropped anyway."""
+    h5py = sys.modules.get("h5py")  # only a writer that used h5py can have left one open
+    if h5py is None:
+        return
+    target = os.path.abspath(path)
+    for file_id in h5py.h5f.get_obj_ids(types=h5py.h5f.OBJ_FILE):
+        try:
+            if os.path.abspath(os.fsdecode(file_id.name)) != target:
+                continue
+            handle = file_id.get_vfd_handle()  # the POSIX descriptor of HDF5's default (sec2) driver
+        except Exception:  # noqa: BLE001 - another driver, or an id closed meanwhile: nothing to redirect
+            continue
+        memory = _anonymous_file()
+        try:
+            os.dup2(memory, handle)
+        finally:
+            os.close(memory)
+
+
+def _anonymous_file() -> int:
+    """A descriptor of a file in memory (Linux' memfd), else of an unlinked temporary file."""
+    if hasattr(os, "memfd_create"):
+        return os.memfd_create("zoo-discarded-write")
+    import tempfile
+
+    fd, name = tempfile.mkstemp()
+    os.unlink(name)
+    return fd
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, *, needed: Optional[int] = None) -> Iterator[Path]:
     """A temporary path beside `path` (same folder, same file system, same suffix) to write to; on success it is
@@ -156,6 +190,7 @@ def atomic_path(path: str | os.PathLike, *, needed: Optional[int] = None) -> Ite
                 # any handle the writer left to its destructor here, inside the quiet window, not long after. Only
                 # on failure: a writer that succeeded closed its file, and a collection costs ~0.4 s once
                 # TensorFlow is loaded (it dominated `zoo explain`'s many small writes).
+                _discard_open_hdf5(tmp)
                 traceback.clear_frames(e.__traceback__)
                 gc.collect()
                 raise
