@@ -25,7 +25,7 @@ from .registry import Result, Spec, registry
 __all__ = ["FORMATS", "TOP1_METRICS", "PAPER_METRICS", "TableError", "Column", "text_columns", "render",
            "rich_table", "giga_macs", "load", "results_dir",
            "best_runs", "accuracy_of", "published_top1", "published_beside", "headline_result", "describe",
-           "is_multi_crop", "short_protocol", "dataset_label", "historic_order", "historic_rank",
+           "is_multi_crop", "short_protocol", "run_protocol", "dataset_label", "historic_order", "historic_rank",
            "architecture_rows", "render_architectures", "results_rows", "render_results", "ARCHITECTURES_COMMAND",
            "REGENERATE_ALL_COMMAND"]
 
@@ -158,17 +158,22 @@ def short_protocol(protocol: Optional[str]) -> str:
 
 
 def published_top1(spec: Spec, dataset: str, augmented: Optional[bool] = None,
-                   metrics: tuple[str, ...] = TOP1_METRICS) -> Optional[Result]:
+                   metrics: tuple[str, ...] = TOP1_METRICS, protocol: Optional[str] = None) -> Optional[Result]:
     """The published top-1 number for `dataset` to set beside a run or plot.
 
-    When `augmented` is known (the run's recipe augments its training data or not), results whose protocol
-    matches it. Then single-crop numbers (our evaluation is one centre crop), the best of them; with only
-    multi-crop/-scale/dense numbers, the least boosted one (the lowest accuracy: extra views only raise it).
+    When `protocol` is given (the run's test protocol, zoo.choices.EVAL_PROTOCOLS), the numbers measured that
+    way (the result's `eval_protocol`), where the registry has one. When `augmented` is known (the run's recipe
+    augments its training data or not), results whose protocol matches it. Then single-crop numbers (a run's
+    own test is one centre crop), the best of them; with only multi-crop/-scale/dense numbers, the least boosted
+    one (the lowest accuracy: extra views only raise it).
     `metrics=PAPER_METRICS` keeps the papers' own error rates (torchvision's re-measured accuracies are
     recorded as top1_accuracy)."""
     candidates = [r for r in spec.published(dataset) if r.metric in metrics]
     if not candidates:
         return None
+    if protocol is not None:
+        same = [r for r in candidates if r.eval_protocol == protocol]
+        candidates = same or candidates
     if augmented is not None:
         matching = [r for r in candidates if bool(WITHOUT_AUGMENTATION.search(r.protocol or "")) != augmented]
         candidates = matching or candidates
@@ -294,13 +299,19 @@ def best_runs(runs: list[dict], include_partial: bool = False) -> list[dict]:
             continue
         if not include_partial and not results_store.is_complete(run):
             continue
-        key = (run.get("dataset"), run.get("model"), run.get("recipe"), run.get("train_split"))
+        key = (run.get("dataset"), run.get("model"), run.get("recipe"), run.get("train_split"), run_protocol(run))
         if key not in best or run["test_accuracy"] > best[key]["test_accuracy"]:
             best[key] = run
     order = historic_rank()  # as in architectures.md
     return sorted(best.values(), key=lambda r: (str(r.get("dataset")), order.get(r.get("model"), math.inf),
                                                 str(r.get("model")), str(r.get("recipe")),
-                                                str(r.get("train_split"))))
+                                                str(r.get("train_split")), run_protocol(r)))
+
+
+def run_protocol(run: dict) -> str:
+    """The test protocol of a record's accuracy: its `protocol`; older records (none) tested one centre crop. A
+    record of the same run under another protocol (`zoo eval --protocol P --record`) is a row of its own."""
+    return run.get("protocol") or "center"
 
 
 def train_images(run: dict) -> Optional[str]:
@@ -333,6 +344,7 @@ RESULT_COLUMNS = [
     Column("published", "published top-1 acc. %", formatting.percent, "right"),
     Column("difference", "difference", formatting.signed, "right"), Column("published_protocol", "published protocol"),
     Column("published_source", "where"), Column("run_id", "run"),
+    Column("protocol", None),  # the run's test protocol (data only here: JSON, CSV)
 ]
 
 
@@ -343,16 +355,18 @@ def _augmented(recipe_name: Optional[str]) -> Optional[bool]:
         return None
 
 
-def published_beside(spec: Spec, dataset: str, augmented: Optional[bool] = None) -> Optional[Result]:
-    """The published top-1 number to set beside a run of `spec` on `dataset`: the variant's own, else that of
-    the variant a study of this dataset names in `compare_with`, its `measured_on` saying which net it is."""
-    own = published_top1(spec, dataset, augmented)
+def published_beside(spec: Spec, dataset: str, augmented: Optional[bool] = None,
+                     protocol: Optional[str] = None) -> Optional[Result]:
+    """The published top-1 number to set beside a run of `spec` on `dataset` (tested with `protocol`): the
+    variant's own, else that of the variant a study of this dataset names in `compare_with`, its `measured_on`
+    saying which net it is."""
+    own = published_top1(spec, dataset, augmented, protocol=protocol)
     if own is not None:
         return own
     reg = registry()
     for study in reg.studies.values():
         other = study.compare_with.get(spec.name) if study.dataset == dataset else None
-        stand_in = published_top1(reg.models[other], dataset, augmented) if other else None
+        stand_in = published_top1(reg.models[other], dataset, augmented, protocol=protocol) if other else None
         if stand_in is not None:
             label = f"{other} ({stand_in.measured_on})" if stand_in.measured_on else other
             return stand_in.model_copy(update={"measured_on": label})
@@ -367,11 +381,12 @@ def results_rows(dataset: str, store=None, runs: Optional[list[dict]] = None,
     rows = []
     for run in best_runs(load(dataset=dataset, store=store) if runs is None else runs, include_partial):
         spec = reg.models.get(run.get("model"))
-        paper = published_beside(spec, dataset, _augmented(run.get("recipe"))) if spec else None
+        paper = published_beside(spec, dataset, _augmented(run.get("recipe")), run_protocol(run)) if spec else None
         accuracy = 100 * run["test_accuracy"]
         top5 = run.get("test_top5")
         rows.append({
-            "model": run.get("model"), "recipe": run.get("recipe"), "accuracy": accuracy,
+            "model": run.get("model"), "recipe": run.get("recipe"), "protocol": run_protocol(run),
+            "accuracy": accuracy,
             "top5": None if top5 is None else 100 * top5, "epochs": run.get("epochs"),
             "partial": None if results_store.is_complete(run) else "partial", "train_images": train_images(run),
             "wall_time_s": run.get("wall_time_s"), "images_per_s": run.get("train_images_per_s"),
