@@ -22,14 +22,14 @@ TensorFlow is imported only when images are prepared.
 
 from __future__ import annotations
 
-from typing import Any, Literal, Optional
+from typing import Any, Literal, NamedTuple, Optional
 
 from pydantic import Field, model_validator
 
 from .choices import ChannelOrder, Interpolation, KerasPreprocessMode
 from .schema import Strict
 
-__all__ = ["Preprocessing", "KERAS_MODES", "GREY_WEIGHTS"]
+__all__ = ["Preprocessing", "Step", "KERAS_MODES", "GREY_WEIGHTS"]
 
 GREY_WEIGHTS = (0.2989, 0.5870, 0.1140)  # ITU-R 601 luma, as tf.image.rgb_to_grayscale and the data pipeline
 
@@ -106,6 +106,70 @@ class Preprocessing(Strict):
         geometry = (f"resize {self.resize} crop {self.crop or self.size}" if self.resize
                     else f"pad {self.pad}" if self.pad else f"resize {self.size}")
         return f"{geometry}, {f'keras {self.mode}' if self.mode else 'mean/std'}"
+
+    # -- the steps, one at a time (zoo explain's first view) --------------------------------------------------
+
+    def steps(self, image) -> tuple[Any, list[Step]]:
+        """One image (H, W) or (H, W, C), 0-255 -> (the model input (size, size, channels) as numpy float32, the
+        steps that made it, each with the image as it stands after it). The operations and their order are
+        __call__'s, taken one at a time (tests/test_explain.py checks that the input is __call__'s, bit for bit)."""
+        import numpy as np
+        import tensorflow as tf
+
+        x = tf.convert_to_tensor(np.asarray(image))
+        x = x[..., None] if x.shape.rank == 2 else x
+        if x.shape.rank != 3:
+            raise ValueError(f"expected one image (H, W[, C]), got shape {x.shape}")
+        x = tf.cast(x, tf.float32)[None]
+        steps = [Step("original", f"{x.shape[2]}x{x.shape[1]}, {x.shape[3]} channel(s)", _shown(x))]
+        if x.shape[-1] == 4:
+            x = x[..., :3]
+            steps.append(Step("drop alpha", "RGBA -> RGB: the alpha channel is not used", _shown(x)))
+        if self.channels < x.shape[-1]:
+            x = self._convert_channels(x)
+            steps.append(Step("grey", "RGB -> luma: 0.2989 R + 0.5870 G + 0.1140 B", _shown(x)))
+        x = self._geometry_steps(x, steps)
+        if self.channels > x.shape[-1]:
+            x = self._convert_channels(x)
+            steps.append(Step("RGB", "grey copied into 3 channels", _shown(x)))
+        if self.channel_order == "bgr":
+            x = x[..., ::-1]
+            steps.append(Step("BGR", "channels reversed to B, G, R (what these weights were trained on)", _shown(x)))
+        x = (x - tf.constant(self.mean, tf.float32)) / tf.constant(self.std, tf.float32)
+        numbers = "/".join(f"{v:g}" for v in self.mean), "/".join(f"{v:g}" for v in self.std)
+        low, high = float(tf.reduce_min(x)), float(tf.reduce_max(x))
+        steps.append(Step("normalise", f"(x - {numbers[0]}) / {numbers[1]} per channel on 0-255: values "
+                          f"{low:.3g} .. {high:.3g} (shown stretched to black .. white)", _shown(x, stretch=True)))
+        return x[0].numpy(), steps
+
+    def _geometry_steps(self, x, steps: list[Step]):
+        """_geometry, recording each step that changes the image."""
+        import tensorflow as tf
+
+        how = f"{self.interpolation}, antialiased"
+        height, width = x.shape[1], x.shape[2]
+        if self.resize is None:
+            inner = self.size - 2 * self.pad
+            x = self._resize(x, inner, inner)
+            if (height, width) != (inner, inner):
+                steps.append(Step("resize", f"{width}x{height} -> {inner}x{inner} ({how})", _shown(x)))
+            if self.pad:
+                x = tf.pad(x, [[0, 0], [self.pad, self.pad], [self.pad, self.pad], [0, 0]])
+                steps.append(Step("zero pad", f"{inner}x{inner} -> {self.size}x{self.size}: {self.pad} black pixels "
+                                  "each side", _shown(x)))
+            return x
+        x = self._shorter_side_to(x, self.resize)
+        if (x.shape[1], x.shape[2]) != (height, width):
+            steps.append(Step("resize", f"shorter side {min(height, width)} -> {self.resize}: {width}x{height} -> "
+                              f"{x.shape[2]}x{x.shape[1]} ({how})", _shown(x)))
+        crop = self.crop or self.size
+        top, left = (x.shape[1] - crop) // 2, (x.shape[2] - crop) // 2
+        x = x[:, top:top + crop, left:left + crop, :]
+        steps.append(Step("center crop", f"{crop}x{crop} from ({left}, {top})", _shown(x)))
+        if crop != self.size:
+            x = self._resize(x, self.size, self.size)
+            steps.append(Step("resize", f"{crop}x{crop} -> {self.size}x{self.size} ({how})", _shown(x)))
+        return x
 
     # -- the work ---------------------------------------------------------------------------------------------
 
@@ -192,3 +256,24 @@ class Preprocessing(Strict):
         scale = side / tf.minimum(h, w)
         size = tf.cast(tf.round(tf.stack([h * scale, w * scale])), tf.int32)
         return tf.image.resize(x, size, method=self.interpolation, antialias=True)
+
+
+class Step(NamedTuple):
+    """One step of `Preprocessing.steps`: its name, what it did, and the image after it (uint8 H x W x C, for a
+    person to look at)."""
+
+    name: str
+    detail: str
+    image: Any
+
+
+def _shown(x, stretch: bool = False):
+    """The first image of a float batch as uint8 for display: 0-255 clipped, or stretched min..max (normalised
+    values)."""
+    import numpy as np
+
+    values = np.asarray(x[0], dtype=np.float64)
+    if stretch:
+        low, high = values.min(), values.max()
+        values = (values - low) / (high - low) * 255.0 if high > low else np.zeros_like(values)
+    return np.clip(np.round(values), 0, 255).astype(np.uint8)
