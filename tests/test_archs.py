@@ -42,7 +42,8 @@ def test_arch_is_the_family_schema_and_dumps_as_written(name):
     assert isinstance(spec.arch, archs.ArchSchema)
     assert archs.parse_arch(spec.family, spec.arch.model_dump()) == spec.arch
     written = BEFORE[name]["arch"] if name in BEFORE else None  # variants added since the snapshot: no "before"
-    assert written is None or json.loads(json.dumps(spec.model_dump()["arch"])) == written
+    dumped = {k: v for k, v in spec.model_dump()["arch"].items() if k != "init"}  # `init` (issue 16) came later
+    assert written is None or json.loads(json.dumps(dumped)) == written
 
 
 def test_helper_replaces_exactly_one_arch():

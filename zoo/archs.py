@@ -13,14 +13,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Optional, Union, get_args, get_origin
 
-from pydantic import Field, TypeAdapter, ValidationInfo, field_validator, model_serializer
+from pydantic import Field, TypeAdapter, ValidationInfo, field_validator, model_serializer, model_validator
 from pydantic_core import PydanticCustomError
 
 from .schema import Strict, validate_model
 
 __all__ = ["ArchSchema", "LeNetModernArch", "LeNetOriginalArch", "LeNetArch", "ConvLayer", "AlexNetArch",
            "VGGArch", "GoogLeNetArch", "ResNetArch", "DenseNetArch", "Arch", "SCHEMAS", "parse_arch",
-           "Stem", "ResNetBlock", "Shortcut", "NormOrder", "PoolPadding", "LeNetPool"]
+           "Stem", "ResNetBlock", "Shortcut", "NormOrder", "PoolPadding", "LeNetPool",
+           "Init", "InitName", "INIT_NAMES", "LeNetLoss"]
 
 Stem = Literal["imagenet", "cifar"]  # 7x7/2 conv + 3x3/2 max pool (ImageNet), or one 3x3 conv (CIFAR)
 ResNetBlock = Literal["basic", "bottleneck"]
@@ -79,8 +80,73 @@ class PoolParams(ArchSchema):
     stride: Positive
 
 
+# The initialisation a model is built with (`zoo.build(name, init=...)`, `zoo train --init`): each paper's, or the
+# initialisers Keras' layers (and the zoo's custom ones) come with.
+InitName = Literal["paper", "keras"]
+INIT_NAMES = get_args(InitName)
+InitKernel = Literal["normal", "fan_in_uniform", "glorot_uniform", "lecun_uniform", "he_normal"]
+FanMode = Literal["fan_in", "fan_out"]
+
+
+class Init(ArchSchema):
+    """How a paper initialises its weights (applied by zoo/models/init.py when a model is built with
+    init="paper"): every conv and dense kernel (and LeNet-5's subsampling coefficients) drawn from `kernel`,
+    every bias `bias` unless a pattern of `biases` names its layer; BatchNorm keeps gamma 1, beta 0.
+
+        normal          N(0, std^2)                                   AlexNet, ZFNet
+        fan_in_uniform  U(-scale/F, scale/F), F the fan-in of the unit the weight feeds    LeNet-5 (App. A)
+        glorot_uniform  U(+-sqrt(6 / (fan_in + fan_out))) (Keras' default)               VGG
+        lecun_uniform   U(+-sqrt(3 / fan_in)): Caffe's "xavier" filler                   GoogLeNet (BVLC)
+        he_normal       N(0, 2/n), n the fan-in (or fan-out, `mode`); a plain, untruncated normal   ResNet, DenseNet
+    """
+
+    kernel: InitKernel
+    std: Optional[float] = Field(None, gt=0, description="normal: the standard deviation")
+    scale: Optional[float] = Field(None, gt=0, description="fan_in_uniform: the bound times the fan-in")
+    mode: FanMode = Field("fan_in", description="he_normal: n is the fan-in (the paper's) or the fan-out")
+    bias: float = Field(0.0, description="every bias, unless `biases` names the layer")
+    biases: dict[str, float] = Field({}, description="layer-name pattern (fnmatch) -> its biases' constant")
+    filter_rms: Optional[float] = Field(None, gt=0, description=(
+        "ZFNet: each conv filter whose RMS exceeds this is renormalised to it after every update (a constraint)"))
+    source: str = Field(description="where the paper (or the reproduction followed) states it")
+
+    @model_validator(mode="after")
+    def _parameters_of_the_kernel(self):
+        for name, kernel in (("std", "normal"), ("scale", "fan_in_uniform")):
+            if (getattr(self, name) is None) == (self.kernel == kernel):
+                raise invalid(f"{name} is needed by kernel '{kernel}' and only by it")
+        return self
+
+    def describe(self) -> str:
+        """One line: 'N(0, 0.01^2); biases 0, 1 in conv2, conv4; filter RMS <= 0.1'."""
+        kernel = {"normal": lambda: f"N(0, {self.std:g}^2)", "fan_in_uniform": lambda: f"U(+-{self.scale:g}/F_in)",
+                  "glorot_uniform": lambda: "Glorot uniform",
+                  "lecun_uniform": lambda: "U(+-sqrt(3/fan_in)) (Caffe xavier)",
+                  "he_normal": lambda: f"He normal ({self.mode.replace('_', '-')})"}[self.kernel]()
+        by_value: dict[float, list[str]] = {}
+        for pattern, value in self.biases.items():
+            by_value.setdefault(value, []).append(pattern)
+        biases = f"biases {self.bias:g}" + "".join(f", {value:g} in {', '.join(names)}"
+                                                   for value, names in by_value.items())
+        rms = f"; filter RMS <= {self.filter_rms:g}" if self.filter_rms else ""
+        return f"{kernel}; {biases}{rms}"
+
+
+def init_field(default: Init):
+    return Field(default, description="the paper's initialisation (zoo.build(..., init='paper'), the default)")
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # LeNet-5: two variants, told apart by `variant`
+
+LENET_MODERN_INIT = Init(kernel="glorot_uniform", source=(
+    "not in the paper: the modern form's usual Glorot & Bengio (2010) initialisation, Keras' own (Appendix A's "
+    "U(+-2.4/F_i) is made for the scaled tanh the modern form replaces by ReLU); biases 0"))
+LENET_ORIGINAL_INIT = Init(kernel="fan_in_uniform", scale=2.4, source=(
+    "LeCun et al. 1998, Appendix A: U(-2.4/F_i, 2.4/F_i), F_i the fan-in of the unit the connection belongs to "
+    "(C1 25; C3 75, 100 or 150 by its map's row of Table I; C5 400; F6 120; an S2/S4 coefficient 4); biases 0, "
+    "of which the paper says nothing"))
+LeNetLoss = Literal["map", "crossentropy"]  # eq. 9's MAP criterion, or softmax cross-entropy on the -y_i
 
 
 class LeNetModernArch(ArchSchema):
@@ -92,6 +158,7 @@ class LeNetModernArch(ArchSchema):
     dense: list[Positive] = Field(description="hidden dense widths before the classifier")
     activation: str = Field(description="a Keras activation name")
     pool: LeNetPool
+    init: Init = init_field(LENET_MODERN_INIT)
 
 
 class LeNetOriginalArch(ArchSchema):
@@ -103,6 +170,12 @@ class LeNetOriginalArch(ArchSchema):
         min_length=1, description="the S2 maps each C3 map combines (Table I)")
     c5: Positive
     f6: Positive
+    init: Init = init_field(LENET_ORIGINAL_INIT)
+    loss: LeNetLoss = Field("map", description=(
+        "the training criterion of the RBF penalties y_i: 'map', eq. 9 (sec. II.C): mean of y_D + log(e^-j + "
+        "sum_i e^-y_i); 'crossentropy': softmax cross-entropy on -y_i (eq. 9 without its e^-j term)"))
+    rubbish_penalty: float = Field(0.1, gt=0, description=(
+        "j of eq. 9, the penalty of the 'rubbish' class; the paper says only that it is positive"))
 
     @field_validator("c3_table")
     @classmethod
@@ -119,6 +192,11 @@ LeNetArch = Annotated[Union[LeNetModernArch, LeNetOriginalArch], Field(discrimin
 
 # ---------------------------------------------------------------------------------------------------------------
 # AlexNet and ZFNet
+
+ALEXNET_INIT = Init(kernel="normal", std=0.01, biases={"conv2": 1.0, "conv4": 1.0, "conv5": 1.0, "fc6": 1.0,
+                                                       "fc7": 1.0}, source=(
+    "Krizhevsky et al. 2012, sec. 5: weights N(0, 0.01^2); biases 1 in the second, fourth and fifth conv layers "
+    "and the hidden fully connected ones (fc6, fc7), 0 elsewhere (alexnet_owt takes the same)"))
 
 
 class ConvLayer(ArchSchema):
@@ -149,6 +227,7 @@ class AlexNetArch(ArchSchema):
     dense: list[Positive]
     dropout: DropoutRate = 0.0
     dropout_first: bool = Field(False, description="dropout before each hidden dense layer (torchvision)")
+    init: Init = init_field(ALEXNET_INIT)
 
     @field_validator("conv")
     @classmethod
@@ -162,6 +241,12 @@ class AlexNetArch(ArchSchema):
 # ---------------------------------------------------------------------------------------------------------------
 # VGG
 
+VGG_INIT = Init(kernel="glorot_uniform", source=(
+    "Simonyan & Zisserman 2014, sec. 3.1: net A from N(0, 10^-2), the deeper nets from A's layers; 'it is possible "
+    "to initialise the weights without pre-training by using the random initialisation procedure of Glorot & "
+    "Bengio (2010)', followed here: it trains every configuration from scratch, with no staged start; biases 0. "
+    "(The same as Keras' defaults.)"))
+
 
 class VGGArch(ArchSchema):
     widths: Widths = Field(description="filters per stage")
@@ -169,6 +254,7 @@ class VGGArch(ArchSchema):
     dense: list[Positive]
     dropout: DropoutRate = 0.0
     batch_norm: bool = Field(False, description="torchvision's vgg*_bn: BatchNorm after every conv")
+    init: Init = init_field(VGG_INIT)
 
     @field_validator("depths")
     @classmethod
@@ -178,6 +264,11 @@ class VGGArch(ArchSchema):
 
 # ---------------------------------------------------------------------------------------------------------------
 # GoogLeNet
+
+GOOGLENET_INIT = Init(kernel="lecun_uniform", bias=0.2, biases={"*predictions": 0.0}, source=(
+    "the BVLC Caffe reproduction (models/bvlc_googlenet/train_val.prototxt; the paper states none): Caffe's "
+    "'xavier' filler, U(+-sqrt(3/fan_in)); biases 0.2 in every conv and the auxiliary fc layers, 0 in the "
+    "classifiers"))
 
 ModuleName = Annotated[str, Field(pattern=r"^[A-Za-z0-9]+$")]  # part of layer names: inception_{stage}{module}
 InceptionWidths = Annotated[list[Positive], Field(
@@ -208,6 +299,7 @@ class GoogLeNetArch(ArchSchema):
         min_length=1, description="stage -> module -> widths; a 3x3/2 max pool between stages")
     aux: AuxHeads
     dropout: DropoutRate
+    init: Init = init_field(GOOGLENET_INIT)
 
     @field_validator("aux")
     @classmethod
@@ -227,6 +319,11 @@ class GoogLeNetArch(ArchSchema):
 # ---------------------------------------------------------------------------------------------------------------
 # ResNet
 
+RESNET_INIT = Init(kernel="he_normal", mode="fan_in", source=(
+    "He et al. 2015, sec. 3.4: 'we initialize the weights as in [13]' (He et al. 2015, Delving Deep into "
+    "Rectifiers, eq. 10): N(0, 2/n), n = k^2 c the fan-in, as derived there (torchvision and fb.resnet.torch "
+    "use the fan-out, eq. 14, which that paper shows works as well); conv and fc kernels; biases 0"))
+
 
 class ResNetArch(ArchSchema):
     stem: Stem
@@ -235,6 +332,7 @@ class ResNetArch(ArchSchema):
     depths: Widths = Field(description="residual blocks per stage")
     expansion: Positive = Field(4, description="bottleneck only: output/width ratio")
     shortcut: Shortcut = "projection"
+    init: Init = init_field(RESNET_INIT)
     stride_in_1x1: bool = Field(True, description="bottleneck only: stride 2 in the first 1x1 conv (v1), "
                                                   "else in the 3x3 conv (v1.5)")
 
@@ -262,6 +360,10 @@ class ResNetArch(ArchSchema):
 # ---------------------------------------------------------------------------------------------------------------
 # DenseNet
 
+DENSENET_INIT = Init(kernel="he_normal", mode="fan_in", source=(
+    "Huang et al. 2017, sec. 4.2: 'we adopt the weight initialization introduced by [He et al. 2015]': N(0, 2/n), "
+    "n the fan-in as that paper derives it (torchvision's DenseNet too); conv and fc kernels; biases 0"))
+
 
 class DenseNetArch(ArchSchema):
     stem: Stem
@@ -271,6 +373,7 @@ class DenseNetArch(ArchSchema):
     bottleneck: bool = Field(description="BN-ReLU-Conv1x1(4k) before each 3x3 conv (DenseNet-B)")
     compression: float = Field(gt=0, le=1, description="theta: a transition keeps floor(theta * m) maps")
     dropout: DropoutRate = Field(0.0, description="after each conv in blocks and transitions")
+    init: Init = init_field(DENSENET_INIT)
 
 
 # ---------------------------------------------------------------------------------------------------------------

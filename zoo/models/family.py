@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from ..archs import SCHEMAS, parse_arch
 from ..errors import ZooError
 from ..schema import validation_message
+from . import init as initialisation
 from . import common
 
 __all__ = ["Family", "Option", "Stage", "Head", "Body", "UnknownOptionError", "same_model", "pooled_head",
@@ -146,9 +147,12 @@ class Family:
 
     def build(self, arch, input, *, include_top: bool = True, weights=None, input_tensor=None, input_shape=None,
               pooling=None, classes: int = 1000, classifier_activation="softmax", name: Optional[str] = None,
-              **options):
+              init: str = "paper", **options):
+        initialisation.check_init(init, name)
         """The functional keras.Model of `arch` (a schema instance; a mapping is validated first) for the input
-        facts `input` (size, min_size, channels), with keras.applications' arguments and the family's options."""
+        facts `input` (size, min_size, channels), with keras.applications' arguments and the family's options.
+        `init`: "paper" draws the weights as the paper says (`arch.init`, zoo/models/init.py), "keras" keeps
+        Keras' initialisers; with `weights` the file's values replace either, the paper's constraints stay."""
         name = name or self.name
         arch = self.parse(arch, name)
         common.check_head_args(weights, pooling, classes, classifier_activation, name)
@@ -162,7 +166,11 @@ class Family:
         body = body if isinstance(body, Body) else Body(body)
         x = self.head(body.features, arch, head)
         outputs = [x, *body.side_outputs] if body.side_outputs else x
-        return common.finalize(inputs, outputs, name=name, weights=weights)
+        model = common.finalize(inputs, outputs, name=name)
+        initialisation.initialise(model, arch.init, init, draw=weights is None)  # no draw for values a file replaces
+        if weights is not None:
+            common.load_weights(model, weights)
+        return model
 
     def parse(self, arch, model_name: str):
         """`arch` as a schema instance: registry specs carry one; a mapping (a variant outside the registry) is

@@ -15,7 +15,7 @@ import keras
 from keras import layers, ops
 
 __all__ = ["LocalResponseNormalization", "scaled_tanh", "TrainableSubsampling", "PartialConv2D", "EuclideanRBF",
-           "ZeroPadShortcut", "SCALED_TANH_A", "SCALED_TANH_S"]
+           "ZeroPadShortcut", "SCALED_TANH_A", "SCALED_TANH_S", "FilterRMSNorm", "FanInUniform"]
 
 A, S = 1.7159, 2.0 / 3.0  # LeNet-5's squashing constants (LeCun et al. 1998, Appendix A)
 SCALED_TANH_A, SCALED_TANH_S = A, S
@@ -172,6 +172,52 @@ class EuclideanRBF(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "prototypes": self.prototypes_init}
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class FilterRMSNorm(keras.constraints.Constraint):
+    """ZFNet's filter renormalisation (Zeiler & Fergus 2013, sec. 3): each filter (the kernel's slice for one output
+    map) whose RMS value exceeds `radius` is scaled down to RMS `radius`; the others are left as they are. A Keras
+    constraint, so the optimizer applies it after every update."""
+
+    def __init__(self, radius: float = 0.1):
+        if not radius > 0:
+            raise ValueError(f"FilterRMSNorm radius must be positive, got {radius}")
+        self.radius = float(radius)
+
+    def __call__(self, w):
+        w = ops.convert_to_tensor(w)
+        axes = tuple(range(len(w.shape) - 1))  # all but the output maps
+        rms = ops.sqrt(ops.mean(ops.square(w), axis=axes, keepdims=True))
+        return w * ops.minimum(1.0, self.radius / ops.maximum(rms, 1e-12))
+
+    def get_config(self):
+        return {"radius": self.radius}
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class FanInUniform(keras.initializers.RandomUniform):
+    """U(-scale/F, scale/F), F the fan-in of the unit a weight feeds (LeNet-5, LeCun et al. 1998, Appendix A).
+
+    F is computed from the shape as Keras does (kernel_h * kernel_w * input maps; a dense kernel's inputs) unless
+    `fan_in` gives it: one number, or one per entry of the last axis where the units differ (C3's kernel columns
+    feed maps of 3, 4 or 6 inputs; an S2 coefficient multiplies the 4 pixels of its window). The seed is Keras'
+    (RandomUniform's): None draws from the global seed `keras.utils.set_random_seed` sets."""
+
+    def __init__(self, scale: float = 2.4, fan_in=None, seed=None):
+        super().__init__(minval=-1.0, maxval=1.0, seed=seed)
+        self.scale = float(scale)
+        self.fan_in = fan_in if fan_in is None or np.isscalar(fan_in) else [float(f) for f in fan_in]
+
+    def __call__(self, shape, dtype=None):
+        fan_in = self.fan_in
+        if fan_in is None:
+            fan_in = shape[0] if len(shape) <= 2 else int(np.prod(shape[:-1]))  # Keras' compute_fans
+        limit = ops.convert_to_tensor(self.scale / np.asarray(fan_in, dtype="float32"), dtype=dtype)
+        return super().__call__(shape, dtype=dtype) * limit
+
+    def get_config(self):
+        return {"scale": self.scale, "fan_in": self.fan_in, "seed": super().get_config()["seed"]}
 
 
 @keras.saving.register_keras_serializable(package="zoo")
