@@ -6,6 +6,7 @@ Tiny runs of LeNet-5 on the embedded sample (a few steps each) keep every defaul
 
 import contextlib
 import csv
+import io
 import json
 import os
 import random
@@ -15,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import cli
@@ -450,6 +452,62 @@ def test_steps_per_execution_above_an_epoch_is_clamped_with_a_note():
 def test_cpu_only_commands_print_nothing_on_stderr():
     proc = run_zoo("summary", "lenet5")
     assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+
+
+def small_idx_release(folder: Path, n_train=6400, n_test=100) -> Path:
+    """A Fashion-MNIST release in the official IDX format, small (the recipe holds 6,000 training images out for
+    validation): what `zoo data prepare --from` imports."""
+    from zoo.data import sources
+
+    rng = np.random.default_rng(13)
+    folder.mkdir()
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        for kind, magic, array in (("images-idx3", sources.IMAGES_MAGIC, rng.integers(0, 256, (n, 28, 28))),
+                                   ("labels-idx1", sources.LABELS_MAGIC, np.arange(n) % 10)):
+            array = array.astype(np.uint8)
+            header = magic.to_bytes(4, "big") + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+            (folder / f"{prefix}-{kind}-ubyte").write_bytes(header + array.tobytes())
+    return folder
+
+
+def test_commands_that_read_tfds_print_nothing_into_a_pipe(tmp_path):
+    """prepare, train, eval and data bench on a real TFDS dataset, stderr a pipe, TF's log level as a user has it
+    (not set): no progress-bar escape codes, no cuInit or oneDNN line, no AutoGraph warning; nothing at all."""
+    raw, data, out = small_idx_release(tmp_path / "raw"), tmp_path / "data", tmp_path / "run"
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+
+    def quietly(*args):
+        proc = subprocess.run([sys.executable, str(ROOT / "cli.py"), *map(str, args)], capture_output=True,
+                              text=True, env=env, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        assert "\x1b" not in proc.stderr and "cuInit" not in proc.stderr, proc.stderr
+        assert proc.stderr == "", proc.stderr
+
+    quietly("data", "prepare", "fashion_mnist", "--from", raw, "--data-dir", data)
+    quietly("train", "lenet5", "--dataset", "fashion_mnist", "--data-dir", data, "--max-steps", 2, "--batch-size",
+            32, "--no-xla", "--output", out, "--no-record")
+    quietly("eval", "lenet5", "--weights", out / "model.weights.h5", "--data-dir", data)
+    quietly("data", "bench", "fashion_mnist", "--seconds", 1, "--batch-size", 32, "--data-dir", data)
+
+
+@pytest.mark.parametrize("terminal", [False, True])
+def test_tfds_progress_bars_show_only_on_a_terminal(terminal, monkeypatch):
+    from tensorflow_datasets.core.utils import tqdm_utils
+
+    from zoo.data.pipeline import import_tfds
+
+    class Stderr(io.StringIO):
+        def isatty(self):
+            return terminal
+
+    tfds = import_tfds()
+    tfds.enable_progress_bar()  # TFDS' own default
+    monkeypatch.setattr(sys, "stderr", Stderr())
+    try:
+        import_tfds()
+        assert isinstance(tqdm_utils.tqdm(range(2)), tqdm_utils.EmptyTqdm) is not terminal
+    finally:
+        tfds.enable_progress_bar()
 
 
 # ---------------------------------------------------------------------------------------------------------------

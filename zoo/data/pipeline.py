@@ -139,11 +139,25 @@ def _stored_sizes(entry: DatasetEntry, root) -> dict[str, int]:
     return sizes or dict(entry.splits)
 
 
+def import_tfds():
+    """tensorflow_datasets, its progress bars off when stderr is not a terminal (tqdm redraws them with escape
+    codes: junk in a pipe or a log file). Every zoo path to TFDS (reading here, writing in prepare.py) takes it
+    from here, so no command (train, eval, data bench, data prepare) prints them into a pipe."""
+    import sys
+
+    import tensorflow_datasets as tfds
+
+    isatty = getattr(sys.stderr, "isatty", None)
+    if not (isatty and isatty()):
+        tfds.disable_progress_bar()
+    return tfds
+
+
 def _stream(entry: DatasetEntry, stored: str, start: int, stop: int, *, root, training: bool, seed: int,
             encoded: bool, indices: Optional[np.ndarray] = None) -> tf.data.Dataset:
     """The examples read from the TFDS files (images encoded, when `encoded`, to keep shuffle buffers small).
     `indices` (sorted stored indices: a holdout's side) are read in stored order and picked by position."""
-    import tensorflow_datasets as tfds
+    tfds = import_tfds()
 
     if indices is not None:
         start, stop, training = 0, int(indices[-1]) + 1, False  # positions must be the stored ones
@@ -155,7 +169,13 @@ def _stream(entry: DatasetEntry, stored: str, start: int, stop: int, *, root, tr
         wanted = np.zeros(stop, dtype=bool)
         wanted[indices] = True
         wanted = tf.constant(wanted)
-        ds = ds.enumerate().filter(lambda i, example: tf.gather(wanted, i)).map(lambda i, example: example)
+        def chosen(i, example):  # named functions: two lambdas on one line make AutoGraph warn on stderr
+            return tf.gather(wanted, i)
+
+        def example_of(i, example):
+            return example
+
+        ds = ds.enumerate().filter(chosen).map(example_of)
     return ds.map(lambda image, label: (image, tf.cast(label, tf.int32)))
 
 

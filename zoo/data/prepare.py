@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 import os
 import shutil
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from .catalogue import (DatasetEntry, DatasetError, DatasetNotReadyError, get_da
                         prepared_dir, resolve_data_dir)
 from ..errors import ZooError
 from ..io import FolderLock, LockedError
+from .pipeline import import_tfds
 
 __all__ = ["PrepareError", "PrepareResult", "prepare", "read_raw"]
 
@@ -149,7 +149,7 @@ def _holds_official_archives(entry: DatasetEntry, source: Path) -> bool:
 @functools.lru_cache(maxsize=None)
 def _import_builder_cls(tfds_name: str):
     """The official builder with its examples taken from `split_examples` instead of the network."""
-    import tensorflow_datasets as tfds
+    tfds = import_tfds()
 
     official = tfds.builder_cls(tfds_name)
 
@@ -178,7 +178,7 @@ def _unreachable_host(tfds_name: str, timeout: float = 5.0) -> Optional[str]:
     import socket
     from urllib.parse import urlsplit
 
-    import tensorflow_datasets as tfds
+    tfds = import_tfds()
 
     hosts = {}
     for url in tfds.builder_cls(tfds_name).url_infos or {}:
@@ -206,10 +206,7 @@ def _manual_files_missing(entry: DatasetEntry, manual_dir: Path) -> list[str]:
 
 def _write(entry: DatasetEntry, staging: Path, root: Path, split_examples: Optional[SplitExamples],
            class_names: dict, manual_dir: Optional[Path]) -> None:
-    import tensorflow_datasets as tfds
-
-    if not sys.stderr.isatty():  # tqdm's bars redraw with escape codes: junk in a log file or a pipe
-        tfds.disable_progress_bar()
+    tfds = import_tfds()  # progress bars only on a terminal
 
     kwargs = dict(data_dir=str(staging), config=entry.tfds.config, version=entry.tfds.version)
     download_config = tfds.download.DownloadConfig(manual_dir=str(manual_dir) if manual_dir else None)
@@ -243,7 +240,7 @@ def _move_into_place(staged: Path, target: Path, force: bool) -> None:
 
 def _counts(entry: DatasetEntry, root: Path) -> dict[str, int]:
     """Examples per split, read back through a plain TFDS builder (proves `tfds.load` will find it)."""
-    import tensorflow_datasets as tfds
+    tfds = import_tfds()
 
     builder = tfds.builder(entry.tfds.full_name.split(":")[0], data_dir=str(root), version=entry.tfds.version)
     if not builder.is_prepared():
