@@ -148,13 +148,13 @@ class Family:
     def build(self, arch, input, *, include_top: bool = True, weights=None, input_tensor=None, input_shape=None,
               pooling=None, classes: int = 1000, classifier_activation="softmax", name: Optional[str] = None,
               init: str = "paper", **options):
-        initialisation.check_init(init, name)
         """The functional keras.Model of `arch` (a schema instance; a mapping is validated first) for the input
         facts `input` (size, min_size, channels), with keras.applications' arguments and the family's options.
         `init`: "paper" draws the weights as the paper says (`arch.init`, zoo/models/init.py), "keras" keeps
         Keras' initialisers; with `weights` the file's values replace either, the paper's constraints stay."""
         name = name or self.name
         arch = self.parse(arch, name)
+        initialisation.check_init(init, name)
         common.check_head_args(weights, pooling, classes, classifier_activation, name)
         head = Head(include_top, pooling, classes, classifier_activation, name)
         values = self.resolve_options(options, name)
