@@ -60,6 +60,7 @@ class RunRecord:
     keras_version: str
     hostname: str
     output_dir: str
+    init: Optional[str] = None  # the weight initialisation (zoo.archs.INIT_NAMES); None: an older record (keras)
     protocol: Optional[str] = "center"  # test_accuracy's test protocol (zoo.choices.EVAL_PROTOCOLS): a run tests one
     #   centre crop; `zoo eval --protocol P --record` adds the run's record under P. None: an older record (centre)
     status: str = "finished"

@@ -6,8 +6,9 @@ Two variants from one builder, chosen by `arch.variant` in the registry:
   subsampling (sum of a 2x2 window times a trainable coefficient plus a bias, then squashing), the scaled tanh
   f(a) = 1.7159 tanh(2a/3) (Appendix A), C5 as a 5x5 convolution, F6 with 84 units and Euclidean RBF output
   units with fixed +-1 prototypes (eq. 7) drawn as 7x12 bitmaps of the digits. The RBF layer returns the
-  *negated* penalties y_i, so that softmax over them is exactly the paper's MAP criterion (eq. 9) and the
-  usual cross-entropy trains it.
+  *negated* penalties -y_i as logits (the class is the argmax, the nearest prototype). It trains with the paper's
+  MAP criterion, eq. 9, y_D + log(e^-j + sum_i e^-y_i) (`arch.loss`, zoo.training.losses.MAPCriterion);
+  softmax cross-entropy on the logits is eq. 9 without the e^-j of its "rubbish" class.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ def body(x, arch: LeNetArch, head: Head):
 
 
 def rbf_head(x, arch: LeNetOriginalArch, head: Head):
-    """F6 (scaled tanh) and the Euclidean RBF output units; softmax over their negated penalties (eq. 9)."""
+    """F6 (scaled tanh) and the Euclidean RBF output units, their negated penalties -y_i the logits."""
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dense(arch.f6, activation=scaled_tanh, name="F6")(x)
     x = EuclideanRBF(rbf_prototypes(head.classes, arch.f6), name="RBF")(x)

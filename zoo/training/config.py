@@ -28,7 +28,8 @@ __all__ = ["TrainError", "RunConfig", "Run", "resolve", "resolve_run", "run_of",
 MAX_UPSCALE = 4
 # Speed knobs. xla None = auto: on with a GPU, off on a CPU, where XLA's convolutions are 2-4x slower than
 # oneDNN's (measured on a 2-core AMD EPYC, LeNet-5 and ResNet-20 training, interleaved in one process).
-DEFAULTS = {"precision": "float32", "xla": None, "steps_per_execution": 1, "strategy": "auto", "seed": 0}
+DEFAULTS = {"precision": "float32", "xla": None, "steps_per_execution": 1, "strategy": "auto", "seed": 0,
+            "init": "paper"}
 
 
 @dataclass
@@ -59,6 +60,10 @@ class RunConfig:
     xla: Optional[bool]  # None until the run knows its device (auto)
     steps_per_execution: int
     strategy: str
+    # A config.json from before these fields: the models were all built with Keras' initialisers and trained
+    # with softmax cross-entropy (None).
+    init: str = "keras"
+    loss: Optional[dict] = None  # {"name": "crossentropy"} or {"name": "map", "rubbish_penalty": j} (losses.py)
     data_dir: Optional[str] = None
     notes: list = field(default_factory=list)
 
@@ -129,6 +134,13 @@ def _length(recipe, steps_per_epoch: int, epochs: Optional[float], max_steps: Op
     return steps / steps_per_epoch, steps
 
 
+def _loss(spec: Spec) -> dict:
+    """The criterion the variant's outputs are made for (zoo.training.losses makes it)."""
+    if getattr(spec.arch, "loss", "crossentropy") == "map":
+        return {"name": "map", "rubbish_penalty": spec.arch.rubbish_penalty}
+    return {"name": "crossentropy"}
+
+
 def _decay_mode(recipe: Recipe) -> str:
     if recipe.weight_decay == 0:
         return "none"
@@ -195,6 +207,7 @@ def resolve_run(name: str | Spec, options: Optional[RunOptions] = None) -> "Run"
         weight_decay=rec.weight_decay, weight_decay_mode=_decay_mode(rec), epochs=run_epochs,
         steps_per_epoch=per_epoch, total_steps=total,
         seed=DEFAULTS["seed"] if options.seed is None else options.seed,
+        init=options.init or DEFAULTS["init"], loss=_loss(spec),
         precision=options.precision or DEFAULTS["precision"],
         xla=DEFAULTS["xla"] if options.xla is None else options.xla, steps_per_execution=per_execution,
         strategy=options.strategy or DEFAULTS["strategy"], data_dir=options.data_dir,

@@ -16,6 +16,7 @@ from typing import Any, Literal, Optional, Union, get_args, get_origin
 
 from pydantic import Field, ValidationError, field_validator
 
+from ..archs import InitName
 from ..choices import Precision, Strategy, values
 from ..errors import ZooError
 from ..schema import Strict
@@ -61,6 +62,9 @@ class RunOptions(Strict):
         "divergence).", MATCH, gt=0, allow_inf_nan=False)
     seed: Optional[int] = _option(
         "Random seed for initialisation, data order and augmentation (default 0).", MATCH, ge=0, lt=2**31)
+    init: Optional[InitName] = _option(
+        "Weight initialisation: paper (the default: each paper's, listed in docs/training.md) or keras (Keras' "
+        "initialisers).", MATCH)
     precision: Optional[Precision] = _option("Keras dtype policy (default float32).", MATCH)
     xla: Optional[bool] = _option(
         "Compile the train step with XLA (default: on with a GPU, off on a CPU).", REPLACE)

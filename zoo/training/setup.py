@@ -32,7 +32,7 @@ def build_model(run: Run, *, for_training: bool = True):
     config, recipe, spec = run.config, run.recipe, run.spec
     family = family_of(spec)
     kwargs = dict(input_shape=(config.image_size, config.image_size, run.channels), classes=config.classes,
-                  classifier_activation=None)
+                  classifier_activation=None, init=config.init)
     if for_training and uses_aux(recipe):
         if not family.has_option("aux_logits"):
             raise TrainError(f"recipe {recipe.name!r} trains auxiliary classifiers (aux_weight "
@@ -88,14 +88,17 @@ def make_optimizer(config: RunConfig, recipe: Recipe, model):
 
 
 def _losses_and_metrics(config: RunConfig, recipe: Recipe, *, training: bool):
+    """The run's criterion (config.loss: cross-entropy, or LeNet-5's eq. 9) and metrics; `xent`, the test loss the
+    record reports, is cross-entropy whatever the criterion, so runs compare."""
+    from .losses import training_loss
+
+    loss = training_loss(config.loss, soft_labels=soft_labels(recipe), label_smoothing=recipe.label_smoothing)
     if soft_labels(recipe):
-        loss = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=recipe.label_smoothing)
         metrics = [keras.metrics.CategoricalAccuracy(name="accuracy")]
         if config.classes > 5:
             metrics.append(keras.metrics.TopKCategoricalAccuracy(5, name="top5"))
         metrics.append(keras.metrics.CategoricalCrossentropy(from_logits=True, name="xent"))
     else:
-        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
         if config.classes > 5:
             metrics.append(keras.metrics.SparseTopKCategoricalAccuracy(5, name="top5"))
