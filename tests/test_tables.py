@@ -14,11 +14,11 @@ from zoo.plot import paper_points, plot_papers, plot_results
 from zoo.registry import Result, registry
 
 RUNS = [  # run_id, model, dataset, recipe, test accuracy, status
-    ("r1", "lenet5", "mnist", "lenet_paper", 0.9890, "finished"),
-    ("r2", "lenet5", "mnist", "lenet_paper", 0.9912, "finished"),  # best lenet5 / lenet_paper
-    ("r3", "lenet5", "mnist", "lenet_paper", 0.9990, "failed"),  # not finished: ignored
+    ("r1", "lenet5", "mnist", "lenet_sgd", 0.9890, "finished"),
+    ("r2", "lenet5", "mnist", "lenet_sgd", 0.9912, "finished"),  # best lenet5 / lenet_sgd
+    ("r3", "lenet5", "mnist", "lenet_sgd", 0.9990, "failed"),  # not finished: ignored
     ("r4", "lenet5", "mnist", "lenet_fmnist", 0.9850, "finished"),  # other recipe: its own row
-    ("r5", "lenet5_original", "mnist", "lenet_paper", 0.9901, "finished"),
+    ("r5", "lenet5_original", "mnist", "lenet_sgd", 0.9901, "finished"),
     ("r6", "lenet5", "fashion_mnist_sample", "lenet_fmnist", 0.8800, "finished"),  # other dataset
 ]
 
@@ -38,13 +38,13 @@ def store(tmp_path):
 def test_best_finished_run_per_model_and_recipe(store):
     rows = tables.results_rows("mnist", store)
     assert [(r["model"], r["recipe"], r["run_id"]) for r in rows] == [
-        ("lenet5", "lenet_fmnist", "r4"), ("lenet5", "lenet_paper", "r2"), ("lenet5_original", "lenet_paper", "r5")]
+        ("lenet5", "lenet_fmnist", "r4"), ("lenet5", "lenet_sgd", "r2"), ("lenet5_original", "lenet_sgd", "r5")]
     best = rows[1]
     assert best["accuracy"] == pytest.approx(99.12) and best["top5"] == pytest.approx(99.99)
     assert best["published"] == pytest.approx(100 - 0.95)  # the paper's 0.95 % error
     assert best["difference"] == pytest.approx(99.12 - 99.05)
     assert best["published_protocol"] == "no distortions" and best["published_source"] == "sec. III.C, Fig. 9"
-    # lenet_paper trains without distortions, so lenet5_original is compared with 0.95 %, not the 0.8 % with them
+    # lenet_sgd trains without distortions, so lenet5_original is compared with 0.95 %, not the 0.8 % with them
     assert rows[2]["published"] == pytest.approx(99.05)
     assert tables.results_rows("fashion_mnist_sample", store)[0]["published"] is None
 
@@ -53,7 +53,8 @@ def test_results_markdown_csv_json(store):
     md = tables.render_results("mnist", "md", store)
     assert md.startswith("# Results on MNIST\n")
     assert "zoo table results --dataset mnist --output docs/results-mnist.md" in md
-    assert "| lenet5 | lenet_paper | 99.12 | 99.99 | 20 | 1h02m05s | 4,322 | CPU: test | 99.05 | +0.07 |" in md
+    assert ("| lenet5 | lenet_sgd | keras | center | 99.12 | 99.99 | 20 | 1h02m05s | 4,322 | CPU: test | 99.05 | "
+            "+0.07 |") in md  # records without `init` are from before the option: Keras' initialisers
     rows = list(csv.DictReader(io.StringIO(tables.render_results("mnist", "csv", store))))
     assert [r["run_id"] for r in rows] == ["r4", "r2", "r5"]
     assert float(rows[1]["difference"]) == pytest.approx(0.07)
@@ -63,6 +64,27 @@ def test_results_markdown_csv_json(store):
         tables.render_results("cifar10", "md", store)
     with pytest.raises(tables.TableError, match="does not exist"):
         tables.render_results("mnist", "md", store / "missing")
+
+
+def test_a_row_per_initialisation_and_protocol_shown_with_the_recipe():
+    """The paper's initialisation and Keras' on the same recipe are a row each; the table shows init, test
+    protocol and recipe on every row."""
+    base = {"model": "lenet5_original", "dataset": "mnist", "recipe": "lenet_sgd", "epochs": 20,
+            "status": "finished", "complete": True}
+    runs = [{**base, "run_id": "a", "init": "paper", "test_accuracy": 0.99},
+            {**base, "run_id": "b", "init": "paper", "test_accuracy": 0.98},  # the paper's, not the best
+            {**base, "run_id": "c", "init": "keras", "test_accuracy": 0.97},
+            {**base, "run_id": "d", "test_accuracy": 0.96},  # an older record: Keras' initialisers too
+            {**base, "run_id": "e", "init": "paper", "protocol": "10crop", "test_accuracy": 0.995}]
+    rows = tables.results_rows("mnist", runs=runs)
+    assert [(r["init"], r["protocol"], r["run_id"]) for r in rows] == [
+        ("keras", "center", "c"), ("paper", "10crop", "e"), ("paper", "center", "a")]
+    md = tables.render_results("mnist", "md", runs=runs)
+    assert "| model | recipe | init | test protocol | top-1 acc. % |" in md
+    assert "| lenet5_original | lenet_sgd | paper | 10crop | 99.50 |" in md
+    data = json.loads(tables.render_results("mnist", "json", runs=runs))
+    assert [(r["init"], r["protocol"]) for r in data] == [("keras", "center"), ("paper", "10crop"),
+                                                          ("paper", "center")]
 
 
 def test_stand_in_published_number_is_labelled():
@@ -167,7 +189,7 @@ def test_table_and_plot_commands_import_no_tensorflow(store, tmp_path, root):
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=root)
     assert proc.returncode == 0, proc.stderr
     assert "lenet5_original,LeNet-5,1998,32x32x1,60000" in proc.stdout
-    assert "| lenet5 | lenet_paper | 99.12 |" in proc.stdout
+    assert "| lenet5 | lenet_sgd | keras | center | 99.12 |" in proc.stdout
     assert (tmp_path / "chart.png").stat().st_size > 0 and (tmp_path / "chart.svg").stat().st_size > 0
 
 
@@ -232,7 +254,7 @@ def test_partial_runs_are_left_out_unless_all(store, tmp_path):
     """A run shorter than its recipe (complete: false) never becomes a model's row or bubble, even when its test
     accuracy is the best; --all shows it, marked. An older record without the flag counts as complete when it ran
     the recipe's epochs."""
-    results.save({"run_id": "short", "model": "lenet5", "dataset": "mnist", "recipe": "lenet_paper", "epochs": 1,
+    results.save({"run_id": "short", "model": "lenet5", "dataset": "mnist", "recipe": "lenet_sgd", "epochs": 1,
                   "test_accuracy": 0.9999, "status": "finished", "complete": False, "params": 61706,
                   "macs": 416520}, store)
     rows = tables.results_rows("mnist", store)
@@ -241,8 +263,8 @@ def test_partial_runs_are_left_out_unless_all(store, tmp_path):
     every = tables.results_rows("mnist", store, include_partial=True)
     assert [(r["run_id"], r["partial"]) for r in every] == [("r4", None), ("short", "partial"), ("r5", None)]
     assert "| partial |" in tables.render_results("mnist", "md", store, include_partial=True)
-    assert results.is_complete({"recipe": "lenet_paper", "epochs": 20}) is True
-    assert results.is_complete({"recipe": "lenet_paper", "epochs": 3}) is False
+    assert results.is_complete({"recipe": "lenet_sgd", "epochs": 20}) is True
+    assert results.is_complete({"recipe": "lenet_sgd", "epochs": 3}) is False
     assert results.is_complete({"recipe": "resnet_cifar", "steps": 64000}) is True
     assert results.is_complete({"recipe": "nope", "epochs": 1}) is True  # not known here: cannot tell
 
@@ -257,12 +279,12 @@ def test_partial_runs_are_left_out_unless_all(store, tmp_path):
     assert shown.exit_code == 0 and "| short |" in shown.output and "partial" in shown.output
     from zoo.plot import result_points
 
-    assert "lenet5 (lenet_paper)" in {p.label for p in result_points("mnist", store)}
+    assert "lenet5 (lenet_sgd)" in {p.label for p in result_points("mnist", store)}
     labels = {p.label for p in result_points("mnist", store, include_partial=True)}
-    assert "lenet5 (lenet_paper) [partial]" in labels
+    assert "lenet5 (lenet_sgd) [partial]" in labels
     assert max(p.accuracy for p in result_points("mnist", store)) == pytest.approx(99.12)
     only_partial = tmp_path / "only-partial"
-    results.save({"run_id": "s", "model": "lenet5", "dataset": "mnist", "recipe": "lenet_paper", "epochs": 1,
+    results.save({"run_id": "s", "model": "lenet5", "dataset": "mnist", "recipe": "lenet_sgd", "epochs": 1,
                   "test_accuracy": 0.5, "status": "finished", "complete": False}, only_partial)
     with pytest.raises(tables.TableError, match=r"complete runs only; --all adds partial ones"):
         tables.render_results("mnist", "md", only_partial)
