@@ -185,7 +185,12 @@ class _Geometry:
             images = np.clip(np.rint(_grey(images)), 0, 255).astype(np.uint8)
         square = images.shape[1] == images.shape[2]
         self.pad_first = 0  # a centred zero pad folded into pad_crop_flip's (28 -> 32, then the shift of 4)
-        if have == size and square:
+        if spec.pad is not None:  # a weights' own geometry (evaluation): fit to size - 2 * pad, then zero-pad
+            inner = size - 2 * spec.pad
+            if images.shape[1:3] != (inner, inner):
+                images = _resize_all(images, inner, spec.interpolation)
+            images = _pad_to(images, size)
+        elif have == size and square:
             pass
         elif square and _pads(have, size) and (size - have) % 2 == 0 and spec.augmenting:
             self.pad_first = (size - have) // 2
@@ -203,6 +208,8 @@ class _Geometry:
             shift = _shift_pad(spec.augment, spec.image_size)
             x = pad_crop_flip(x, spec.image_size, self.pad_first + shift, rng, flip=True)
         x = _convert_channels(x, spec.channels).astype(np.float32)
+        if spec.channel_order == "bgr":
+            x = x[..., ::-1]
         return x * self.scale + self.shift
 
 
@@ -293,10 +300,10 @@ def batches(name: str, split: str, spec: PipelineSpec, *, data_dir=None,
     if stop == start:
         raise DatasetError(f"split {split!r} of {name!r} is empty")
     images, labels = load_split(name, stored, data_dir)
+    held = stored_indices(entry, split, start, stop, spec.holdout, lambda: labels)  # stored == "train" when set
     mean, std = normalisation_values(entry, spec.channels, spec.mean, spec.std)
     seed = spec.seed if spec.seed is not None else 0 if spec.deterministic else secrets.randbits(31)
     chosen = slice(start, stop) if held is None else held
     return ArrayBatches(images[chosen], labels[chosen], spec, mean=mean, std=std, seed=seed,
                         targets=targets, prefetch=prefetch)
 
-    held = stored_indices(entry, split, start, stop, spec.holdout, lambda: labels)  # stored == "train" when set

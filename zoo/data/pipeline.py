@@ -56,7 +56,7 @@ class _TensorFlowOnUse:
 
 tf = _TensorFlowOnUse()
 
-from ..choices import AUGMENTS, INTERPOLATIONS
+from ..choices import AUGMENTS, CHANNEL_ORDERS, INTERPOLATIONS
 from . import sources
 from .holdout import stored_indices
 from .catalogue import (SPLITS, DatasetEntry, DatasetError, DatasetInfo, dataset_info, effective_holdout,
@@ -252,8 +252,16 @@ def _shorter_side_to(x, side: int, interpolation: str):
     return _resize(x, new_h, new_w, interpolation)
 
 
-def _base_geometry(x, size: int, eval_resize: Optional[int], crop: int, interpolation: str, fixed: bool):
-    """The deterministic geometry of evaluation (and of training without crop augmentation)."""
+def _base_geometry(x, size: int, eval_resize: Optional[int], crop: int, interpolation: str, fixed: bool,
+                   pad: Optional[int] = None):
+    """The deterministic geometry of evaluation (and of training without crop augmentation). `pad` (evaluation
+    only, without eval_resize): fit to size - 2 * pad and zero-pad, whatever the images' size (a weights' own
+    geometry, zoo.preprocess.Preprocessing's), instead of the rule below."""
+    if pad is not None and eval_resize is None:
+        inner = size - 2 * pad
+        if not (x.shape[-3] == inner and x.shape[-2] == inner):
+            x = _resize(x, inner, inner, interpolation)
+        return tf.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]]) if pad else x
     if eval_resize is None and fixed:
         have = x.shape[-3]
         if have == size and x.shape[-2] == size:
@@ -431,7 +439,11 @@ class PipelineSpec:
       deterministic=True: the same without a seed (seed 0). Without either, a training pipeline is random and its
       parallel stages may reorder; evaluation (training=False) always keeps the stored order.
     eval_resize / eval_crop: shorter side resized to eval_resize, center crop of eval_crop (default image_size).
-    mean / std: per channel, 0-255 scale; None: the dataset's (catalogue).
+    pad: evaluation without eval_resize: every image fitted to image_size - 2 * pad (resized when it is another
+      size) and zero-padded by `pad` each side (0: resized to image_size); None: the rule above (small
+      enlargements of fixed-size images are zero padding, 28 -> 32; other size changes are resizes).
+    channel_order: "bgr" reverses the channels after the geometry, before normalisation (Keras' caffe weights).
+    mean / std: per channel (in channel_order), 0-255 scale; None: the dataset's (catalogue).
     holdout: training images held out as "validation" (None: the catalogue's).
     cache: hold the decoded split of a fixed-size dataset (MNIST, CIFAR) in memory, decoded once, before any
       augmentation (the embedded sample always is); False streams it from the TFDS files each epoch.
@@ -459,6 +471,8 @@ class PipelineSpec:
     threads: Optional[int] = None
 
     def __post_init__(self):
+    pad: Optional[int] = None
+    channel_order: str = "rgb"
         if self.augment not in AUGMENTS:
             raise DatasetError(f"unknown augment {self.augment!r}; choose from {', '.join(AUGMENTS)}")
         if self.interpolation not in INTERPOLATIONS:
@@ -478,6 +492,12 @@ class PipelineSpec:
 
     @property
     def ordered(self) -> bool:
+        if self.channel_order not in CHANNEL_ORDERS or (self.channel_order == "bgr" and self.channels != 3):
+            raise DatasetError(f"channel_order {self.channel_order!r}: choose from {', '.join(CHANNEL_ORDERS)} "
+                               "(bgr needs 3 channels)")
+        if self.pad is not None and (self.training or self.eval_resize or not 0 <= self.pad < self.image_size / 2):
+            raise DatasetError(f"pad {self.pad}: an evaluation geometry without eval_resize, 0 <= pad < "
+                               f"image_size / 2 (image_size {self.image_size})")
         """Whether parallel stages keep the order: a seeded or deterministic pipeline, and every evaluation."""
         return self.deterministic or self.seed is not None or not self.training
 
@@ -564,6 +584,8 @@ def _fixed_size_batches(source: _Source, spec: PipelineSpec) -> tf.data.Dataset:
     in_memory = spec.cache or bool(source.entry.embedded)
     if in_memory:
         images, labels = _in_memory(source.entry, source.stored, source.start, source.stop, root=source.root,
+    if spec.channel_order == "bgr":
+        x = x[..., ::-1]
                                     indices=source.indices)
         ds = tf.data.Dataset.range(int(images.shape[0]))
     else:
@@ -580,7 +602,7 @@ def _fixed_size_batches(source: _Source, spec: PipelineSpec) -> tf.data.Dataset:
         else:
             def geometry(x):
                 return _base_geometry(x, spec.image_size, spec.eval_resize, spec.crop, spec.interpolation,
-                                      fixed=True)
+                                      fixed=True, pad=spec.pad)
         return _model_input(x, spec, source, geometry), y
 
     return _map(ds, per_batch, source, seeded=spec.augmenting)
@@ -600,7 +622,7 @@ def _variable_size_batches(source: _Source, spec: PipelineSpec) -> tf.data.Datas
                                    spec.interpolation)
         else:
             image = _base_geometry(tf.cast(image, tf.float32)[None], spec.image_size, spec.eval_resize, spec.crop,
-                                   spec.interpolation, fixed=False)[0]
+                                   spec.interpolation, fixed=False, pad=spec.pad)[0]
         return image, label
 
     ds = _map(ds, per_image, source, seeded=spec.augmenting)
