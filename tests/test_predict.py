@@ -163,6 +163,13 @@ def test_corrupt_or_foreign_weights_files_are_one_line(capsys, fm_images, tmp_pa
     code, _, err = run(capsys, "predict", "lenet5", fm_images[1][0], "--weights", str(truncated))
     assert code == 1 and err.startswith(f"zoo: error: cannot load weights from {truncated} into lenet5: ")
     assert err.count("\n") == 1
-    harley = get_weights("lenet5_harley.fashion_mnist").path
+    harley = get_weights("lenet5_harley.fashion_mnist").path  # a shipped file: known by its sha256
     code, _, err = run(capsys, "predict", "lenet5", fm_images[1][0], "--weights", str(harley))
-    assert code == 1 and err.startswith(f"zoo: error: {harley} holds weights of lenet5_harley, not lenet5 (")
+    assert (code, err) == (1, f"zoo: error: {harley} holds lenet5_harley.fashion_mnist (its sha256): weights of "
+                              "lenet5_harley, not lenet5\n")
+    import zoo
+
+    foreign = tmp_path / "harley.weights.h5"  # any other file: told by its layers
+    zoo.build("lenet5_harley").save_weights(foreign)
+    code, _, err = run(capsys, "predict", "lenet5", fm_images[1][0], "--weights", str(foreign))
+    assert code == 1 and err.startswith(f"zoo: error: {foreign} holds weights of lenet5_harley, not lenet5 (")

@@ -83,13 +83,13 @@ def test_preprocessing_equals_the_eval_pipeline_on_the_sample(name, tag):
 @pytest.mark.parametrize("name,tag", [pytest.param(n, t, marks=pytest.mark.slow) if n in HEAVY else (n, t)
                                       for n, t in SHIPPED])
 def test_shipped_weights_reproduce_the_committed_sample_accuracy(name, tag):
-    """`zoo eval NAME --weights <shipped file> --dataset fashion_mnist_sample`: the number in registry.yaml."""
+    """`zoo eval NAME --weights TAG --dataset fashion_mnist_sample`: the number in registry.yaml (the images
+    prepared as the weights expect: the training set's statistics, not the sample's own)."""
     from zoo.training.evaluate import evaluate
 
     entry = entry_of(name, tag)
     committed = next(a for a in entry.accuracy if a.dataset.endswith("_sample"))
-    weights = pretrained.resolve(name, tag)
-    result = evaluate(name, weights.path, dataset=committed.dataset)
+    result = evaluate(name, tag, dataset=committed.dataset)
     assert result.examples == committed.examples
     assert round(100 * result.top1, 2) == pytest.approx(committed.top1, abs=0.011)
 
@@ -109,18 +109,37 @@ def test_build_with_a_tag_equals_build_with_the_file():
     assert top[0][0].label in w.class_names and top[0][0].probability >= top[0][1].probability
 
 
-def test_a_path_from_a_run_folder_takes_the_entrys_metadata(tmp_path):
+def test_a_shipped_file_by_its_path_is_its_entry(tmp_path):
+    """Found by sha256 wherever the copy is (even in a run folder): `--weights zoo/pretrained/...h5` == the tag."""
+    entry = entry_of("lenet5", "fashion_mnist")
+    copy = tmp_path / "copy.weights.h5"
+    shutil.copy(pretrained.PRETRAINED_DIR / entry.file, copy)
+    w = pretrained.resolve("lenet5", copy)
+    assert (w.tag, w.path, w.preprocessing, w.guessed) == ("fashion_mnist", copy, entry.preprocessing, False)
+    assert pretrained.resolve("lenet5", "lenet5.fashion_mnist").tag == "fashion_mnist"  # MODEL.TAG
+
+
+def test_a_path_from_a_run_folder_takes_its_runs_preprocessing(tmp_path):
+    """A run's file: the preprocessing its training pipeline fed it (on the sample: the sample's own statistics),
+    the run's classes; a file of another model's run names both."""
     import json
+
+    from zoo.data.catalogue import get_dataset
 
     run = tmp_path / "run"
     run.mkdir()
-    shutil.copy(zoo.get_weights("lenet5.fashion_mnist").path, run / "model.weights.h5")
+    zoo.build("lenet5").save_weights(run / "model.weights.h5")
     (run / "config.json").write_text(json.dumps({"model": "lenet5", "dataset": "fashion_mnist_sample",
                                                  "image_size": 32, "classes": 10}))
     w = pretrained.resolve("lenet5", run / "model.weights.h5")
-    assert w.tag is None and w.preprocessing == entry_of("lenet5", "fashion_mnist").preprocessing
+    assert (w.tag, w.dataset, w.classes, w.guessed) == (None, "fashion_mnist_sample", 10, False)
+    sample = get_dataset("fashion_mnist_sample")
+    assert (w.preprocessing.pad, w.preprocessing.mean, w.preprocessing.std) == (2, sample.mean, sample.std)
+    assert w.preprocessing != entry_of("lenet5", "fashion_mnist").preprocessing  # 73.27 / 90.28, not 72.94 / 90.02
     with pytest.raises(pretrained.WeightsError, match=r"a run of lenet5 \(its config.json\), not lenet5_harley"):
         pretrained.resolve("lenet5_harley", run / "model.weights.h5")
+    (run / "config.json").unlink()
+    assert pretrained.resolve("lenet5", run / "model.weights.h5").guessed  # a bare file: the model's defaults
 
 
 def test_imagenet_without_keras_file_names_the_file_and_the_keras_call(tmp_path, monkeypatch):
@@ -152,8 +171,13 @@ def test_another_class_count_names_both():
 
 
 def test_weights_of_another_model_name_both():
-    with pytest.raises(ValueError, match="lenet5_harley"):
-        zoo.build("lenet5_harley", weights=zoo.get_weights("lenet5.fashion_mnist").path)
+    path = zoo.get_weights("lenet5.fashion_mnist").path
+    with pytest.raises(ValueError, match=f"^{path} holds lenet5.fashion_mnist \\(its sha256\\): weights of lenet5, "
+                                         "not lenet5_harley$"):
+        zoo.build("lenet5_harley", weights=path)
+    with pytest.raises(ValueError, match=r"^lenet5.fashion_mnist are weights of lenet5, not lenet5_harley \(weights "
+                                         r"of lenet5_harley: fashion_mnist\)$"):
+        zoo.build("lenet5_harley", weights="lenet5.fashion_mnist")
 
 
 def test_sha256_mismatch_names_the_file(tmp_path, monkeypatch):

@@ -46,9 +46,10 @@ def train(name, output, resume, force, results, no_record, quiet, **options):
 
 @click.command("eval")
 @click.argument("name")
-@click.option("--weights", required=True, type=click.Path(dir_okay=False),
-              help="A .weights.h5 (a run's model.weights.h5) or .keras file.")
-@click.option("--dataset", help="Dataset (default: the run's, else the model's).")
+@click.option("--weights", required=True,
+              help="A tag of NAME's named weights (fashion_mnist, imagenet; `zoo list --weights`), a .weights.h5 / "
+              ".keras file, or a run folder.")
+@click.option("--dataset", help="Dataset (default: the weights' own, a run's, else the model's).")
 @click.option("--split", help="Split (default: the dataset's evaluation split, e.g. test).")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Batch size (default: the recipe's).")
 @click.option("--image-size", type=click.IntRange(min=1),
@@ -57,7 +58,9 @@ def train(name, output, resume, force, results, no_record, quiet, **options):
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Prepared datasets (default $ZOO_DATA_DIR).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def evaluate(name, weights, dataset, split, batch_size, image_size, limit, data_dir, as_json):
-    """Top-1/top-5 accuracy and loss of NAME with WEIGHTS under the registry's evaluation protocol."""
+    """Top-1/top-5 accuracy and loss of NAME with WEIGHTS, each image prepared as those weights expect (named
+    weights: their preprocessing, e.g. Keras' caffe mode for imagenet; a run's file: its training pipeline's; a
+    bare file: the registry's evaluation protocol)."""
     import dataclasses
     import json
 
@@ -72,6 +75,9 @@ def evaluate(name, weights, dataset, split, batch_size, image_size, limit, data_
     top5 = f"   top-5 {100 * r.top5:.2f}%" if r.top5 is not None else ""
     click.echo(f"{r.model} on {r.dataset} {r.split} ({r.examples:,} images at {r.image_size}x{r.image_size}): "
                f"top-1 {100 * r.top1:.2f}%{top5}   loss {r.loss:.4f}   ({r.images_per_s:,.0f} images/s)")
+    click.echo(f"  weights: {r.weights}; images: {r.preprocessing}")
+    if r.committed_top1 is not None:
+        click.echo(f"  committed: top-1 {r.committed_top1:.2f}% (registry.yaml, the weights' measured accuracy)")
     for p in published(r.model, r.dataset):
         click.echo(f"  published: {p['accuracy']:.2f}% ({p['metric']} {p['value']:g}%, "
                    f"{p['protocol'] or p['split']}; {p['source']})")

@@ -76,6 +76,8 @@ class Weights:
     entry: Optional[WeightsEntry] = None
     include_top: bool = True
     classes_known: bool = True  # False: a bare file without a run folder (its class count is the model's guess)
+    guessed: bool = False  # a bare file (no run folder, no shipped file's sha256): its dataset, classes and
+    #                        preprocessing are the model's defaults, not facts about the file
 
     @property
     def name(self) -> str:
@@ -152,8 +154,9 @@ def get_weights(reference: str, *, include_top: bool = True) -> Weights:
 
 
 def resolve(spec, weights, *, include_top: bool = True) -> Weights:
-    """What `weights=` names -> Weights: a Weights (as is), a tag of `spec` ("fashion_mnist", "imagenet"), or a
-    path to a .weights.h5 / .keras file (its run folder's config.json says its dataset)."""
+    """What `weights=` names -> Weights: a Weights (as is), a tag of `spec` ("fashion_mnist", "imagenet") or
+    MODEL.TAG, or a path to a .weights.h5 / .keras file (a shipped file is its entry, found by sha256; a run's
+    file takes its run folder's config.json: dataset, classes, the preprocessing that run's pipeline fed it)."""
     spec = registry_module.get_spec(spec) if isinstance(spec, str) else spec
     if isinstance(weights, Weights):
         if weights.include_top == include_top:
@@ -174,6 +177,12 @@ def resolve(spec, weights, *, include_top: bool = True) -> Weights:
         return _from_path(spec, Path(text), include_top)
     if _looks_like_path(text):
         raise WeightsNotFoundError(f"weights file not found: {text}")
+    model, dot, tag = text.partition(".")
+    if dot and model == spec.name and tag in spec.weights:
+        return _named(spec, tag, spec.weights[tag], include_top)
+    if dot and model != spec.name and model in registry_module.registry().models:
+        raise WeightsError(f"{text} are weights of {model}, not {spec.name} (weights of {spec.name}: "
+                           f"{_tags(spec)})")
     raise UnknownWeightsError(f"unknown weights {text!r} for {spec.name} (available: {_tags(spec)})")
 
 
@@ -272,22 +281,43 @@ def _run_config(path: Path) -> dict:
 
 
 def _from_path(spec, path: Path, include_top: bool) -> Weights:
-    """A file: the metadata of the entry for the dataset its run trained on (the sample's weights are
-    Fashion-MNIST's too), else the preprocessing the training pipeline used for that run."""
+    """A file: a shipped entry's (same size and sha256: those named weights, wherever the copy is); a run's (its
+    folder's config.json: dataset, classes, and the preprocessing that run's training pipeline fed it, e.g. the
+    embedded sample's own statistics); else a bare file, `guessed`: the entry for the model's default dataset,
+    else the training pipeline's preprocessing on that dataset."""
+    shipped = _shipped_as(path)
+    if shipped is not None:
+        model, tag, entry = shipped
+        if model != spec.name:
+            raise WeightsError(f"{path} holds {model}.{tag} (its sha256): weights of {model}, not {spec.name}")
+        return Weights(spec.name, tag, path, entry.dataset, entry.preprocessing, entry.classes, entry, include_top)
     config = _run_config(path)
     if config.get("model") not in (None, spec.name):
         raise WeightsError(f"{path} comes from a run of {config['model']} (its config.json), not {spec.name}")
-    dataset = config.get("dataset") or spec.dataset
-    base = dataset.removesuffix("_sample")
+    if config.get("dataset"):
+        dataset = config["dataset"]
+        prep = pipeline_preprocessing(spec, dataset, config.get("image_size"))
+        classes = int(config.get("classes") or _dataset_entry(dataset).num_classes)
+        return Weights(spec.name, None, path, dataset, prep, classes, None, include_top)
     for tag, entry in spec.weights.items():
-        if entry.dataset == base and entry.source != "keras_applications" and (
-                config.get("image_size") in (None, entry.preprocessing.size)):
+        if entry.dataset == spec.dataset and entry.source != "keras_applications":
             return Weights(spec.name, None, path, entry.dataset, entry.preprocessing, entry.classes, entry,
-                           include_top)
-    prep = pipeline_preprocessing(spec, dataset, config.get("image_size"))
-    if config.get("classes"):
-        return Weights(spec.name, None, path, dataset, prep, int(config["classes"]), None, include_top)
-    return Weights(spec.name, None, path, dataset, prep, spec.classes, None, include_top, classes_known=False)
+                           include_top, guessed=True)
+    prep = pipeline_preprocessing(spec, spec.dataset)
+    return Weights(spec.name, None, path, spec.dataset, prep, spec.classes, None, include_top, classes_known=False,
+                   guessed=True)
+
+
+def _shipped_as(path: Path) -> Optional[tuple[str, str, WeightsEntry]]:
+    """(model, tag, entry) of the shipped weights `path` is a copy of: the same size, then the same sha256 (only
+    files of a shipped entry's size are hashed)."""
+    size = path.stat().st_size
+    candidates = [(name, tag, entry) for name, spec in registry_module.registry().models.items()
+                  for tag, entry in spec.weights.items() if entry.source == "shipped" and entry.size_bytes == size]
+    if not candidates:
+        return None
+    digest = sha256_of(path)
+    return next((found for found in candidates if found[2].sha256 == digest), None)
 
 
 def _dataset_entry(name: str):

@@ -1,25 +1,35 @@
-"""`zoo.evaluate`: top-1/top-5 accuracy and loss of saved weights under the registry's evaluation protocol.
+"""`zoo.evaluate`: top-1/top-5 accuracy and loss of weights, fed the images those weights expect.
 
-The input size and recipe come from the run folder the weights sit in (its config.json) when there is one, so
-`zoo eval lenet5 --weights runs/.../model.weights.h5` measures exactly what the run reported; otherwise from the
-registry, as `zoo train` would resolve them.
+    zoo.evaluate("lenet5", "fashion_mnist", dataset="fashion_mnist_sample")   # a tag: the shipped weights
+    zoo.evaluate("resnet50", "imagenet")              # keras.applications' file, its caffe preprocessing (BGR)
+    zoo.evaluate("lenet5", "runs/x/model.weights.h5")  # a run's file: exactly what the run reported
+
+The weights are resolved as zoo.build and `zoo predict` resolve them (zoo.pretrained.resolve: a tag, MODEL.TAG,
+"imagenet", a path; a run folder holding model.weights.h5 as well), and the evaluation stream is made from their
+Preprocessing (size, resize and crop or fit-and-pad, channel order, mean/std), never from another convention's:
+named weights bring theirs, a run's file the one its training pipeline used (its config.json; the run's recipe
+and input size too). Only a bare file, which says nothing about itself, is fed the registry's evaluation
+protocol on the dataset asked for, as `zoo train` would.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from ..io import quiet_stderr
 from ..registry import get_spec
 from . import config as config_module
 from .config import Run, RunConfig, TrainError
-from ..io import quiet_stderr
 from .options import OptionError, RunOptions
 
-__all__ = ["evaluate", "EvalResult"]
+__all__ = ["evaluate", "EvalResult", "Evaluation", "prepare"]
+
+RUN_WEIGHTS = ("model.weights.h5", "model.keras")  # what a run folder given as --weights stands for
 
 
 @dataclass
@@ -35,6 +45,40 @@ class EvalResult:
     image_size: int
     seconds: float
     images_per_s: float
+    preprocessing: str = ""  # how the images were prepared (Preprocessing.describe(), or the registry protocol)
+    committed_top1: Optional[float] = None  # the weights entry's measured top-1 (percent) on this split, if any
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What one evaluation reads and feeds: the run (model, dataset, recipe, input size), the resolved weights,
+    the split and its size, and the Preprocessing the batches are made with (None: the registry's protocol)."""
+
+    run: Run
+    weights: object  # zoo.pretrained.Weights
+    split: str
+    examples: int
+    preprocessing: object = None  # zoo.preprocess.Preprocessing
+
+    def stream(self, batch_size: Optional[int] = None):
+        """One deterministic pass over the split, as the weights expect (tf.data or numpy, by backend)."""
+        from . import inputs
+
+        return inputs.eval_stream(self.run, self.split, batch_size=batch_size or self.run.config.batch_size,
+                                  preprocessing=self.preprocessing)
+
+    def described(self) -> str:
+        if self.preprocessing is not None:
+            return self.preprocessing.describe()
+        return "the registry's evaluation protocol (a bare file says nothing of its preprocessing)"
+
+    def committed_top1(self) -> Optional[float]:
+        """The registry's measured top-1 of these named weights on exactly this dataset, split and image count."""
+        config = self.run.config
+        for measured in self.weights.accuracy if self.weights.tag else []:
+            if (measured.dataset, measured.split, measured.examples) == (config.dataset, self.split, self.examples):
+                return measured.top1
+        return None
 
 
 def _run_config(weights: Path) -> Optional[dict]:
@@ -43,27 +87,6 @@ def _run_config(weights: Path) -> Optional[dict]:
         return json.loads(path.read_text()) if path.is_file() else None
     except (OSError, json.JSONDecodeError):
         return None
-
-
-def _run(name: str, weights: Path, dataset, recipe, batch_size, data_dir, image_size, precision, xla) -> Run:
-    """The run the weights came from (their folder's config.json, with the placement options given now), when it
-    is a run of this model on this dataset; else the run `zoo train` would resolve."""
-    spec = get_spec(name)
-    saved = _run_config(weights)
-    if not (saved and saved.get("model") == spec.name and dataset in (None, saved.get("dataset"))):
-        options = RunOptions.of(dataset=dataset, recipe=recipe, image_size=image_size, batch_size=batch_size,
-                                data_dir=data_dir, precision=precision, xla=xla, max_steps=1)
-        return config_module.resolve_run(spec, options)
-    config = RunConfig.from_dict(saved)
-    if image_size and image_size != config.image_size:
-        config.image_size = image_size
-    if data_dir:
-        config.data_dir = str(data_dir)
-    if precision:
-        config.precision = precision
-    if xla is not None:
-        config.xla = xla
-    return config_module.run_of(config, spec)
 
 
 def _check_counts(**counts) -> None:
@@ -75,40 +98,117 @@ def _check_counts(**counts) -> None:
             raise OptionError(f"--{name.replace('_', '-')} must be a positive whole number, got {value!r}")
 
 
+def _in_run_folder(weights):
+    """A run folder given as the weights: its model.weights.h5 (else model.keras); anything else as it is."""
+    if isinstance(weights, (str, os.PathLike)) and os.path.isdir(weights):
+        found = next((Path(weights) / name for name in RUN_WEIGHTS if (Path(weights) / name).is_file()), None)
+        return found or weights  # zoo.pretrained says a folder is not a weights file
+    return weights
+
+
+def _saved_run(spec, weights, dataset, image_size, data_dir, precision, xla) -> Optional[Run]:
+    """The run a file came from (its folder's config.json, with the placement options given now), when it is a
+    run of this model on the dataset asked for (or none asked)."""
+    saved = _run_config(weights.path)
+    if not (saved and saved.get("model") == spec.name and dataset in (None, saved.get("dataset"))):
+        return None
+    config = RunConfig.from_dict(saved)
+    if image_size:
+        config.image_size = image_size
+    if data_dir:
+        config.data_dir = str(data_dir)
+    if precision:
+        config.precision = precision
+    if xla is not None:
+        config.xla = xla
+    from .inputs import require_data
+
+    require_data(config.dataset, config.data_dir)
+    return config_module.run_of(config, spec)
+
+
+def _preprocessing(spec, weights, asked_size: Optional[int]):
+    """What the batches are made with: the weights' Preprocessing (None for a bare file: the registry's protocol).
+    Named weights are for their input size only; a run's file at another size gets the preprocessing its training
+    pipeline would apply at that size."""
+    from ..pretrained import pipeline_preprocessing
+
+    if weights.guessed:
+        return None
+    prep = weights.preprocessing
+    if not asked_size or asked_size == prep.size:
+        return prep
+    if weights.tag:
+        raise OptionError(f"--image-size {asked_size}: {weights.name} expects {prep.size}x{prep.size} inputs (its "
+                          f"preprocessing: {prep.describe()})")
+    return pipeline_preprocessing(spec, weights.dataset, asked_size)
+
+
+def _check_classes(weights, dataset: str) -> None:
+    """Before any data is looked for: weights with N classes are evaluated on a dataset of N classes."""
+    from ..data.catalogue import get_dataset
+
+    classes = get_dataset(dataset).num_classes
+    if weights.classes_known and weights.classes != classes:
+        raise TrainError(f"{weights.name} has {weights.classes} classes ({weights.dataset}); {dataset} has "
+                         f"{classes}: evaluate it on a dataset with its classes")
+
+
+def prepare(name: str, weights, dataset: Optional[str] = None, split: Optional[str] = None,
+            batch_size: Optional[int] = None, data_dir=None, image_size: Optional[int] = None,
+            recipe: Optional[str] = None, precision: Optional[str] = None, xla: Optional[bool] = None,
+            limit: Optional[int] = None) -> Evaluation:
+    """Resolve what evaluate() evaluates (no model built, no TensorFlow needed): the weights, the run, the split
+    and the preprocessing. Arguments as evaluate()'s."""
+    from ..pretrained import resolve
+
+    _check_counts(batch_size=batch_size, image_size=image_size, limit=limit)
+    spec = get_spec(name)
+    resolved = resolve(spec, _in_run_folder(weights))
+    prep = _preprocessing(spec, resolved, image_size)
+    size = prep.size if prep is not None else image_size
+    _check_classes(resolved, dataset or (spec.dataset if resolved.guessed else resolved.dataset))
+    run = None if resolved.tag else _saved_run(spec, resolved, dataset, size, data_dir, precision, xla)
+    if run is None:
+        own = None if resolved.guessed else resolved.dataset  # named weights: their dataset by default
+        options = RunOptions.of(dataset=dataset or own, recipe=recipe, image_size=size, batch_size=batch_size,
+                                data_dir=data_dir, precision=precision, xla=xla, max_steps=1)
+        run = config_module.resolve_run(spec, options)
+    split = split or run.config.eval_split
+    examples = run.data.num_examples.get(split.split("[")[0])
+    if limit:
+        split, examples = f"{split}[:{limit}]", min(limit, examples or limit)
+    return Evaluation(run, resolved, split, int(examples or 0), prep)
+
+
 def evaluate(name: str, weights, dataset: Optional[str] = None, split: Optional[str] = None,
              batch_size: Optional[int] = None, data_dir=None, image_size: Optional[int] = None,
              recipe: Optional[str] = None, precision: Optional[str] = None, xla: Optional[bool] = None,
              limit: Optional[int] = None) -> EvalResult:
-    """Evaluate registry model `name` with `weights` (.weights.h5 or .keras) on `split` (default: the dataset's
-    evaluation split, e.g. test) of `dataset` (default: the run's, else the model's). `limit`: only the first N
-    images (a quick check)."""
-    _check_counts(batch_size=batch_size, image_size=image_size, limit=limit)
-    weights = Path(weights)
-    if not weights.is_file():
-        raise TrainError(f"weights file not found: {weights}")
-    run = _run(name, weights, dataset, recipe, batch_size, data_dir, image_size, precision, xla)
-    config = run.config
-    split = split or config.eval_split
-    examples = run.data.num_examples.get(split.split("[")[0])
-    if limit:
-        split, examples = f"{split}[:{limit}]", min(limit, examples or limit)
-
-    from . import devices, inputs, setup
+    """Evaluate registry model `name` with `weights` (a tag such as "fashion_mnist" or "imagenet", MODEL.TAG, a
+    .weights.h5 / .keras file, a run folder, or a zoo.pretrained.Weights) on `split` (default: the dataset's
+    evaluation split, e.g. test) of `dataset` (default: the weights' own, a run's, else the model's), with the
+    preprocessing the weights expect. `limit`: only the first N images (a quick check)."""
+    evaluation = prepare(name, weights, dataset=dataset, split=split, batch_size=batch_size, data_dir=data_dir,
+                         image_size=image_size, recipe=recipe, precision=precision, xla=xla, limit=limit)
+    run, config = evaluation.run, evaluation.run.config
+    from . import devices, setup
 
     if config.xla is None:
         with quiet_stderr():  # the first device query prints CUDA's 'failed call to cuInit' on CPU-only machines
             config.xla = devices.default_xla()
     with devices.dtype_policy(config.precision):
         model = setup.build_model(run, for_training=False)
-        from ..models.common import load_weights
-
-        load_weights(model, weights)
+        evaluation.weights.load_into(model)
         setup.compile_model(model, config, run.recipe, training=False)
-    data = inputs.eval_stream(run, split, batch_size=batch_size or config.batch_size)
+    data = evaluation.stream(batch_size)
     start = time.perf_counter()
     result = model.evaluate(data, verbose=0, return_dict=True)
     seconds = time.perf_counter() - start
-    return EvalResult(model=run.spec.name, dataset=config.dataset, split=split, weights=str(weights),
+    examples = evaluation.examples
+    return EvalResult(model=run.spec.name, dataset=config.dataset, split=evaluation.split,
+                      weights=evaluation.weights.name if evaluation.weights.tag else str(evaluation.weights.path),
                       top1=float(result["accuracy"]), top5=float(result["top5"]) if "top5" in result else None,
-                      loss=float(result["xent"]), examples=int(examples or 0), image_size=config.image_size,
-                      seconds=seconds, images_per_s=(examples or 0) / seconds if seconds else 0.0)
+                      loss=float(result["xent"]), examples=examples, image_size=config.image_size,
+                      seconds=seconds, images_per_s=examples / seconds if seconds else 0.0,
+                      preprocessing=evaluation.described(), committed_top1=evaluation.committed_top1())

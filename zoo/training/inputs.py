@@ -20,7 +20,8 @@ from ..data.catalogue import DatasetInfo
 from ..registry import Recipe, Spec
 from .config import Run, TrainError
 
-__all__ = ["pipeline_spec", "eval_geometry", "train_stream", "eval_stream", "require_data", "input_path"]
+__all__ = ["pipeline_spec", "weights_pipeline_spec", "eval_geometry", "train_stream", "eval_stream", "require_data",
+           "input_path"]
 
 
 def input_path() -> str:
@@ -71,6 +72,34 @@ def pipeline_spec(spec: Spec, recipe: Optional[Recipe], info: DatasetInfo, *, tr
                   **eval_geometry(spec, info, overrides.get("image_size")))
     fields.update({key: value for key, value in overrides.items() if value is not None})  # None: not given
     return PipelineSpec(**fields)
+
+
+def weights_pipeline_spec(preprocessing, *, batch_size: int, holdout: Optional[int] = None):
+    """The evaluation PipelineSpec that feeds a set of weights what they expect (a zoo.preprocess.Preprocessing:
+    size, resize and crop or fit-and-pad, channel order, mean/std, interpolation), whatever the model's registry
+    protocol says: named weights are evaluated on their own preprocessing, never another convention's."""
+    from ..data.pipeline import PipelineSpec
+
+    prep = preprocessing
+    return PipelineSpec(image_size=prep.size, channels=prep.channels, batch_size=batch_size, training=False,
+                        deterministic=True, eval_resize=prep.resize, eval_crop=prep.crop,
+                        pad=None if prep.resize else prep.pad, channel_order=prep.channel_order,
+                        mean=tuple(prep.mean), std=tuple(prep.std), interpolation=prep.interpolation,
+                        holdout=holdout)
+
+
+def _weights_eval_stream(run: Run, split: str, batch_size: int, preprocessing):
+    config = run.config
+    spec = weights_pipeline_spec(preprocessing, batch_size=batch_size, holdout=run.recipe.validation)
+    if input_path() == "numpy":
+        from ..data import arrays
+
+        return arrays.batches(config.dataset, split, spec, data_dir=config.data_dir,
+                              targets=_numpy_targets(run, training=False))
+    from ..data.pipeline import batches
+
+    ds = batches(config.dataset, split, spec, data_dir=config.data_dir)
+    return _distributable(_label_structure(ds, run, training=False))
 
 
 def _batches(run: Run, split: str, **settings):
@@ -152,8 +181,11 @@ def train_stream(run: Run, seed: int):
     return _distributable(_label_structure(ds, run, training=True))
 
 
-def eval_stream(run: Run, split: str, batch_size: Optional[int] = None):
-    """One deterministic pass over `split` under the model's evaluation protocol."""
+def eval_stream(run: Run, split: str, batch_size: Optional[int] = None, preprocessing=None):
+    """One deterministic pass over `split` under the model's evaluation protocol, or, given `preprocessing` (the
+    weights' zoo.preprocess.Preprocessing), prepared as those weights expect."""
+    if preprocessing is not None:
+        return _weights_eval_stream(run, split, batch_size or run.config.batch_size, preprocessing)
     if input_path() == "numpy":
         return _array_batches(run, split, training=False, batch_size=batch_size or run.config.batch_size,
                               deterministic=True)
