@@ -23,7 +23,7 @@ def shoot(name: str, folder: Path, out: Path) -> None:
 
     import zoo
     from zoo.explain import report
-    from zoo.explain.preprocess import sample_image
+    from zoo.explain.images import sample_image
 
     image, source = sample_image(3)
     page_path = report.write(report.explain(report.Request(spec=zoo.get_spec(name), image=image,

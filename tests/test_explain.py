@@ -12,8 +12,9 @@ keras = pytest.importorskip("keras")
 from keras import layers  # noqa: E402
 
 import zoo  # noqa: E402
-from zoo.explain import attribution, compute  # noqa: E402
-from zoo.explain.preprocess import ImageError, Preprocessing, decode_image  # noqa: E402
+from zoo.explain import attribution, compute, family, report  # noqa: E402
+from zoo.explain.images import ImageError, decode_image, sample_image  # noqa: E402
+from zoo.preprocess import Preprocessing  # noqa: E402
 
 # one variant per family at a small input (the smallest the architecture builds from, or close to it)
 FAMILY_CASES = [("lenet5", 32), ("lenet5_original", 32), ("alexnet", 67), ("zfnet", 63), ("vgg11_bn", 32),
@@ -239,32 +240,48 @@ def png_bytes(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def test_lenet_pads_a_28x28_image_and_normalises_with_the_datasets_statistics():
-    prep = Preprocessing.for_spec(zoo.get_spec("lenet5"))
-    image = np.full((28, 28, 1), 200, "uint8")
-    x, steps = prep.apply(image)
-    assert x.shape == (32, 32, 1) and [s.name for s in steps] == ["original", "zero pad", "normalise"]
-    from zoo.data.catalogue import get_dataset
+@pytest.mark.parametrize("prep", [
+    Preprocessing(size=32, channels=1, pad=2, mean=[72.9404], std=[90.0212]),
+    Preprocessing(size=224, channels=3, resize=256, crop=224, mode="caffe"),
+    Preprocessing(size=64, channels=3, resize=72, crop=56, mean=[120.0], std=[60.0]),
+    Preprocessing(size=32, channels=3, mean=[125.3, 123.0, 113.9], std=[63.0, 62.1, 66.7]),
+], ids=["lenet-pad", "keras-caffe", "crop-then-resize", "cifar"])
+@pytest.mark.parametrize("shape", [(28, 28), (300, 400, 3), (50, 40, 4), (32, 32, 1)])
+def test_the_steps_shown_make_exactly_the_input_the_model_gets(prep, shape):
+    """View 1 is zoo.preprocess.Preprocessing itself: its steps end in __call__'s input, bit for bit."""
+    image = np.random.default_rng(7).integers(0, 256, size=shape, dtype="uint8")
+    x, steps = prep.steps(image)
+    np.testing.assert_array_equal(x, prep(image)[0])
+    assert steps[0].name == "original" and steps[-1].name == "normalise"
+    assert all(step.image.dtype == np.uint8 for step in steps)
 
-    entry = get_dataset("fashion_mnist_sample")
-    assert x[0, 0, 0] == pytest.approx((0 - entry.mean[0]) / entry.std[0], rel=1e-6)
-    assert x[16, 16, 0] == pytest.approx((200 - entry.mean[0]) / entry.std[0], rel=1e-6)
+
+def test_random_weights_use_the_evaluation_pipelines_preprocessing():
+    from zoo.pretrained import pipeline_preprocessing
+
+    spec = zoo.get_spec("lenet5")
+    prep = report.preprocessing_for(spec, None)
+    assert prep == pipeline_preprocessing(spec, spec.dataset)
+    x, steps = prep.steps(np.full((28, 28, 1), 200, "uint8"))
+    assert x.shape == (32, 32, 1) and [s.name for s in steps] == ["original", "zero pad", "normalise"]
+    assert x[0, 0, 0] == pytest.approx((0 - prep.mean[0]) / prep.std[0], rel=1e-6)
+    assert x[16, 16, 0] == pytest.approx((200 - prep.mean[0]) / prep.std[0], rel=1e-6)
 
 
 def test_imagenet_protocol_resizes_the_shorter_side_and_crops():
-    prep = Preprocessing.for_spec(zoo.get_spec("resnet50"))
+    prep = report.preprocessing_for(zoo.get_spec("resnet50"), None)
     image = np.random.default_rng(0).integers(0, 255, size=(300, 400, 3), dtype="uint8")
-    x, steps = prep.apply(image)
+    x, steps = prep.steps(image)
     assert x.shape == (224, 224, 3)
     assert [s.name for s in steps] == ["original", "resize", "center crop", "normalise"]
     assert steps[1].image.shape[:2] == (256, 341)
 
 
 def test_rgb_image_for_a_grey_model_becomes_luma():
-    prep = Preprocessing.for_spec(zoo.get_spec("lenet5"))
+    prep = report.preprocessing_for(zoo.get_spec("lenet5"), None)
     image = np.zeros((32, 32, 3), "uint8")
     image[..., 0] = 255
-    x, steps = prep.apply(image)
+    x, steps = prep.steps(image)
     assert steps[1].name == "grey" and steps[1].image[0, 0, 0] == round(0.2989 * 255)
 
 
@@ -274,9 +291,9 @@ def test_not_an_image_is_one_clear_error():
 
 
 def test_a_huge_image_is_downscaled_and_said_so(monkeypatch):
-    import zoo.explain.preprocess as preprocess
+    import zoo.explain.images as images
 
-    monkeypatch.setattr(preprocess, "MAX_PIXELS", 100 * 100)
+    monkeypatch.setattr(images, "MAX_PIXELS", 100 * 100)
     array, note = decode_image(png_bytes(np.zeros((300, 200), "uint8")), "big.png")
     assert array.shape[:2] == (122, 81) and "downscaled to 81x122" in note
 
@@ -287,9 +304,6 @@ def test_a_huge_image_is_downscaled_and_said_so(monkeypatch):
 
 @pytest.fixture(scope="module")
 def lenet_result():
-    from zoo.explain import report
-    from zoo.explain.preprocess import sample_image
-
     image, source = sample_image(2)
     return report.explain(report.Request(spec=zoo.get_spec("lenet5"), image=image, image_source=source))
 
@@ -319,8 +333,6 @@ def test_randomised_weights_change_the_maps(tmp_path, lenet_result):
     model = lenet_result.model
     weights = tmp_path / "given.weights.h5"
     model.save_weights(weights)
-    from zoo.explain import report
-
     other = report.build_model(zoo.get_spec("lenet5"), None, seed=1)
     x = lenet_result.x
     cls = lenet_result.data["classes"][0]
@@ -363,7 +375,8 @@ def _cli(*args):
     (["--layers", "conv_2"], "did you mean conv2"),
     (["--methods", "gradcam,lrp"], "unknown lrp"),
     (["--class", "12"], "--class: 12 is not a class of lenet5"),
-    (["--weights", "resnet.h5"], "no such file: resnet.h5"),
+    (["--weights", "resnet.h5"], "weights file not found: resnet.h5"),
+    (["--weights", "imagenet"], "unknown weights 'imagenet' for lenet5 (available: fashion_mnist)"),
 ])
 def test_bad_input_is_one_line(tmp_path, args, message):
     code, _, err = _cli("explain", "lenet5", "-o", str(tmp_path / "x"), *args)
@@ -379,3 +392,162 @@ def test_not_an_image_and_weights_of_another_model(tmp_path):
     zoo.build("lenet5_harley").save_weights(other)
     code, _, err = _cli("explain", "lenet5", "--weights", str(other), "-o", str(tmp_path / "x"))
     assert code != 0 and "lenet5" in err and str(other) in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_named_weights_bring_their_preprocessing_and_sha256(tmp_path):
+    """`--weights fashion_mnist` goes through zoo.pretrained.resolve: the shipped file (its registry sha256), its
+    preprocessing in view 1 and explain.json, and the probabilities of zoo.build(name, weights=tag)."""
+    code, _, err = _cli("explain", "lenet5", "--weights", "fashion_mnist", "--methods", "saliency",
+                        "-o", str(tmp_path / "e"))
+    assert code == 0, err
+    data = __import__("json").loads((tmp_path / "e" / "explain.json").read_text())
+    entry = zoo.get_spec("lenet5").weights["fashion_mnist"]
+    assert data["weights"]["sha256"] == entry.sha256 and data["weights"]["name"] == "lenet5.fashion_mnist"
+    assert data["preprocessing"]["description"] == entry.preprocessing.describe()
+    assert data["preprocessing"]["settings"] == entry.preprocessing.model_dump(mode="json")
+    image, _ = sample_image()
+    model = zoo.build("lenet5", weights="fashion_mnist")
+    expected = model.predict(entry.preprocessing(image), verbose=0)[0]
+    np.testing.assert_allclose(data["head"]["probabilities"], expected, atol=1e-6)
+    assert data["head"]["top"][0]["name"] == "Trouser"  # the sample's label, and a trained net gets it
+    assert "random weights" not in err
+
+
+def test_a_weights_file_is_resolved_with_its_run_and_hashed(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    zoo.build("lenet5").save_weights(run / "model.weights.h5")
+    weights = report.resolve_weights(zoo.get_spec("lenet5"), str(run / "model.weights.h5"))
+    facts = report.weights_facts(weights, 0)
+    import hashlib
+
+    assert facts["sha256"] == hashlib.sha256((run / "model.weights.h5").read_bytes()).hexdigest()
+    assert facts["path"] == str(run / "model.weights.h5") and facts["tag"] is None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Family structures: every number equal to one computed from the model's own outputs
+
+
+def structures(name: str, size: int, seed: int = 8):
+    rng = np.random.default_rng(seed)
+    model, x = small_model(name, size, rng)
+    graph = compute.Graph(model)
+    acts = compute.feature_maps(model, x, graph.names())
+    return model, x, graph, acts, family.family_view(graph, acts, zoo.get_spec(name).family)
+
+
+def test_lenet5_c3_connection_table_is_the_layers_and_its_contributions_sum_to_the_output():
+    model, x, graph, acts, view = structures("lenet5_original", 32)
+    (table,) = view["connection_tables"]
+    layer = graph.layers["C3"]
+    assert table["layer"] == "C3" and not table["full"]
+    assert [row["inputs"] for row in table["rows"]] == [sorted(r) for r in layer.table]
+    assert table["connections"] == 60 and table["in_maps"] == 6 and table["out_maps"] == 16
+    # the contribution maps of the connected inputs, plus the bias, are C3's output (a linear layer)
+    parts = family.per_connection(acts["S2_squash"][0], np.asarray(layer.dense_kernel()))
+    np.testing.assert_allclose(parts.sum(axis=2) + np.asarray(layer.bias), acts["C3"][0], atol=1e-4)
+    for row in table["rows"]:
+        assert row["pre_activation_mean"] == pytest.approx(row["model_mean"], abs=1e-5)
+        unconnected = set(range(6)) - set(row["inputs"])
+        assert np.all(parts[..., sorted(unconnected), row["output"]] == 0)  # Table I's blanks carry nothing
+
+
+def test_modern_lenet_table_is_full_and_its_sum_is_the_pre_activation():
+    model, x, graph, acts, view = structures("lenet5", 32)
+    (table,) = view["connection_tables"]
+    layer = graph.layers[table["layer"]]
+    assert table["full"] and table["connections"] == 6 * 16
+    parts = family.per_connection(acts[table["input"]][0], np.asarray(layer.kernel))
+    np.testing.assert_allclose(np.maximum(parts.sum(axis=2) + np.asarray(layer.bias), 0), acts[table["layer"]][0],
+                               atol=1e-4)
+    assert [r["model_mean"] for r in table["rows"]] == pytest.approx(acts[table["layer"]][0].mean(axis=(0, 1)))
+
+
+def test_alexnet_towers_and_lrn_are_the_models():
+    model, x, graph, acts, view = structures("alexnet", 67)
+    towers = {t["layer"]: t for t in view["towers"]}
+    assert set(towers) == {n for n, node in graph.nodes.items() if getattr(graph.layers[n], "groups", 1) == 2}
+    conv2 = towers["conv2"]
+    assert conv2["source"] == "conv1" and conv2["first_layer"]
+    out = acts["conv2"][0]
+    for tower in conv2["towers"]:
+        lo, hi = tower["out_channels"]
+        assert tower["mean"] == pytest.approx(float(out[..., lo:hi].mean()), rel=1e-5)
+        assert tower["share"] == pytest.approx(float(np.abs(out[..., lo:hi]).sum() / np.abs(out).sum()), rel=1e-5)
+    assert sum(t["params"] for t in conv2["towers"]) == graph.layers["conv2"].count_params()
+    # each tower reads only its half: changing the other half's inputs leaves its outputs alone
+    probe = keras.Model(model.get_layer("conv2").input, model.get_layer("conv2").output)
+    pooled = acts["pool1"].copy()
+    changed = pooled.copy()
+    changed[..., 48:] += 1.0
+    a, b = probe(pooled).numpy(), probe(changed).numpy()
+    np.testing.assert_allclose(a[..., :128], b[..., :128], atol=1e-6)
+    assert not np.allclose(a[..., 128:], b[..., 128:])
+    for lrn in view["lrn"]:
+        assert lrn["max_difference"] <= 1e-5
+        assert lrn["mean_abs_after"] == pytest.approx(float(np.abs(acts[lrn["layer"]][0]).mean()), rel=1e-5)
+    chain = compute.unit_chain(graph, "conv1", (3, 3, 5), acts)
+    assert [t["op"] for t in chain] == ["conv", "lrn"]  # the LRN step in the unit arithmetic
+    assert chain[1]["value"] == pytest.approx(chain[1]["model_value"], rel=1e-5)
+
+
+def test_googlenet_branch_shares_are_the_branches_outputs():
+    model, x, graph, acts, view = structures("googlenet", 64)
+    modules = {m["layer"]: m for m in view["inception"]}
+    assert len(modules) == 9 and not view["dense"] and not view["residual"]
+    m = modules["inception_3a_concat"]
+    assert m["fork"] == "pool2"
+    assert [b["path"] for b in m["branches"]] == [
+        ["inception_3a_1x1"], ["inception_3a_3x3_reduce", "inception_3a_3x3"],
+        ["inception_3a_5x5_reduce", "inception_3a_5x5"], ["inception_3a_pool", "inception_3a_pool_proj"]]
+    for module in modules.values():
+        total = sum(float(np.abs(acts[b["output"]][0]).sum()) for b in module["branches"])
+        assert sum(b["share"] for b in module["branches"]) == pytest.approx(1.0)
+        for b in module["branches"]:
+            assert b["share"] == pytest.approx(float(np.abs(acts[b["output"]][0]).sum()) / total, rel=1e-5)
+            lo, hi = b["channels"]
+            np.testing.assert_array_equal(acts[module["layer"]][0][..., lo:hi], acts[b["output"]][0])
+
+
+@pytest.mark.parametrize("name,size,kinds", [
+    ("resnet20", 32, {"identity", "option A (subsample, zero channels)"}),
+    ("resnet18", 64, {"identity", "projection"}),
+])
+def test_resnet_residual_against_shortcut_per_block(name, size, kinds):
+    model, x, graph, acts, view = structures(name, size)
+    blocks = view["residual"]
+    assert len(blocks) == sum(node.kind == "Add" for node in graph.nodes.values())
+    assert {b["shortcut_kind"] for b in blocks} == kinds
+    for b in blocks:
+        f, s = acts[b["residual"]][0], acts[b["shortcut"]][0]
+        np.testing.assert_allclose(f + s, acts[b["layer"]][0], atol=1e-5)
+        assert b["f_rms"] == pytest.approx(float(np.sqrt(np.mean(f.astype("float64") ** 2))), rel=1e-6)
+        assert b["x_rms"] == pytest.approx(float(np.sqrt(np.mean(s.astype("float64") ** 2))), rel=1e-6)
+        assert "conv" in b["residual"] and any(graph.nodes[n].kind == "Conv2D" for n in b["residual_path"])
+
+
+def test_densenet_source_of_every_concatenated_channel():
+    model, x, graph, acts, view = structures("densenet40_k12", 32)
+    blocks = view["dense"]
+    assert len(blocks) == 3 and not view["inception"]
+    for block in blocks:
+        final = acts[block["layer"]][0]
+        edges = [s["channels"] for s in block["sources"]]
+        assert edges[0][0] == 0 and edges[-1][1] == final.shape[-1]
+        assert all(a[1] == b[0] for a, b in zip(edges, edges[1:]))
+        for s in block["sources"]:  # each slice of the final concatenation is its source layer's output
+            np.testing.assert_array_equal(final[..., s["channels"][0]:s["channels"][1]], acts[s["source"]][0])
+        assert len(block["weights"]) == len(block["sources"])  # every source's reader, the block's exit last
+        for row in block["weights"]:
+            kernel = np.abs(np.asarray(graph.layers[row["layer"]].kernel, "float64"))
+            per_channel = kernel.mean(axis=(0, 1, 3)) if kernel.ndim == 4 else kernel.mean(axis=1)
+            reads_concat = graph.nodes[row["reads"]].kind == "Concatenate"
+            assert len(row["mean_abs_w"]) == (len(family.segments(graph, row["reads"])) if reads_concat else 1)
+            lo, hi = block["sources"][0]["channels"]
+            assert row["mean_abs_w"][0] == pytest.approx(float(per_channel[lo:hi].mean()))
+    assert graph.nodes[blocks[-1]["weights"][-1]["layer"]].kind == "Dense"  # the classifier reads the last block
+    # a unit of a concatenation names the layer that made it
+    trace = compute.unit_trace(graph, blocks[0]["layer"], (2, 3, 20), acts)
+    source = trace["origin"]["layer"]
+    assert trace["value"] == pytest.approx(float(acts[source][0, 2, 3, trace["origin"]["channel"]]))

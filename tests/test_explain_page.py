@@ -21,13 +21,13 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not 
 
 import zoo  # noqa: E402
 from zoo.explain import report  # noqa: E402
-from zoo.explain.preprocess import sample_image  # noqa: E402
+from zoo.explain.images import sample_image  # noqa: E402
 
 CHROMIUM = os.environ.get("ZOO_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 if not os.path.exists(CHROMIUM):
     pytest.skip("Debian's chromium is not installed (apt-get install chromium; .ci/run does)", allow_module_level=True)
 
-SMALL = ["lenet5", "resnet20"]
+SMALL = ["lenet5", "lenet5_original", "resnet20", "densenet40_k12"]
 EVERY_FAMILY = ["lenet5_harley", "lenet5_original", "alexnet", "zfnet", "vgg11", "googlenet", "resnet18",
                 "densenet121"]
 
@@ -87,6 +87,37 @@ def check_units(page, data: dict, count: int = 3) -> None:
                                                                                        abs=1e-6)
 
 
+def shown_number(text: str) -> float:
+    return float(text.rstrip("%")) / (100 if text.endswith("%") else 1)
+
+
+def check_family(page, data: dict) -> None:
+    """Section 8 draws each structure of explain.json's "family" with its numbers."""
+    F = data["family"]
+    for table in F["connection_tables"]:
+        box = page.locator(f'table.c3-table[data-layer="{table["layer"]}"]')
+        assert box.locator("td.connected").count() == table["connections"]
+        ours = [shown_number(t) for t in page.locator(f'#table-{table["layer"]} td.c3-ours').all_inner_texts()]
+        assert ours == pytest.approx([r["pre_activation_mean"] for r in table["rows"]], rel=1e-5, abs=1e-6)
+    for t in F["towers"]:
+        shares = page.locator(f'#towers-{t["layer"]} .tower-share').all_inner_texts()
+        assert [shown_number(v) for v in shares] == pytest.approx([w["share"] for w in t["towers"]], abs=6e-4)
+    assert page.locator('[id^="lrn-"]').count() == len(F["lrn"])
+    for m in F["inception"]:
+        shares = page.locator(f'[id="inception-{m["layer"]}"] .branch-share').all_inner_texts()
+        assert [shown_number(v) for v in shares] == pytest.approx([b["share"] for b in m["branches"]], abs=6e-4)
+    rows = page.locator("tr.residual-row")
+    assert rows.count() == len(F["residual"])
+    for i, block in enumerate(F["residual"]):
+        assert shown_number(rows.nth(i).locator(".ratio").inner_text()) == pytest.approx(block["ratio"], rel=1e-5)
+    for block in F["dense"]:
+        box = page.locator(f'[id="dense-{block["layer"]}"]')
+        assert box.locator(".dense-strip .source").count() == len(block["sources"])
+        assert box.locator("td.w").count() == sum(len(r["mean_abs_w"]) for r in block["weights"])
+    if data["filters"] and data["filters"]["towers"]:
+        assert page.locator(".filter-tower").count() == len(data["filters"]["towers"]["filters"])
+
+
 def check_page(playwright, page_path: Path, data: dict, screenshot: Path | None = None) -> None:
     url = page_path.resolve().as_uri()
     browser = Browser(playwright, url)
@@ -114,6 +145,7 @@ def check_page(playwright, page_path: Path, data: dict, screenshot: Path | None 
             if maps[str(data["classes"][0])]["max"] != maps[str(data["classes"][1])]["max"]:
                 assert before != after
             page.select_option("#class-select", str(data["classes"][0]))
+        check_family(page, data)
         if screenshot is not None:
             page.locator("#overview").scroll_into_view_if_needed()
             page.screenshot(path=str(screenshot), clip={"x": 0, "y": 0, "width": 1280, "height": 900})

@@ -16,7 +16,7 @@ import pytest
 pytest.importorskip("keras")
 
 import zoo  # noqa: E402
-from zoo.explain.preprocess import sample_image  # noqa: E402
+from zoo.explain.images import sample_image  # noqa: E402
 from zoo.explain.report import Request  # noqa: E402
 from zoo.explain.serve import Explainer, make_server  # noqa: E402
 

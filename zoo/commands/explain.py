@@ -26,32 +26,36 @@ def _target(value: str):
         raise click.BadParameter(f"expected 'top' or a class index, got {value!r}") from None
 
 
-def _weights(value: str):
-    """A weights file, or none (random initialisation); named weights (TAG) wait for the weights registry."""
-    import os
-
+def resolve_weights(spec, value: str):
+    """--weights through zoo.pretrained.resolve (the path zoo.build and zoo predict take): a tag, MODEL.TAG, imagenet
+    or a weights file -> zoo.pretrained.Weights; none -> None (random initialisation). Errors are one line."""
     if value in (None, "none"):
         return None
-    if os.path.isfile(value):
-        return value
-    if value.endswith((".h5", ".keras")) or os.sep in value:
-        raise click.BadParameter(f"no such file: {value}")
-    raise click.BadParameter(f"{value!r} is not a file; named weights tags are not in the zoo yet: give a "
-                             ".weights.h5/.keras path or 'none'")
+    from ..pretrained import resolve
+
+    return resolve(spec, value)
+
+
+def random_weights_note(spec) -> str:
+    """Said when the page shows random weights although trained ones exist."""
+    tags = [tag for tag, entry in spec.weights.items() if entry.source == "shipped"]
+    return (f"{spec.name}: random weights (seed 0); trained ones: --weights {tags[0]}" if tags else
+            f"{spec.name}: random weights (seed 0)")
 
 
 def request_for(name, image, weights, target, methods, layers, top_channels):
-    from ..explain.preprocess import load_image, sample_image
+    from ..explain.images import load_image, sample_image
     from ..explain.report import Request
     from ..registry import get_spec
 
     spec = get_spec(name)
+    resolved = resolve_weights(spec, weights)
     if image:
         array, note = load_image(image)
         source = image
     else:
         (array, source), note = sample_image(), None
-    return Request(spec=spec, image=array, image_source=source, image_note=note, weights=_weights(weights),
+    return Request(spec=spec, image=array, image_source=source, image_note=note, weights=resolved,
                    target=_target(target), methods=_methods(methods),
                    layers=[n.strip() for n in layers.split(",") if n.strip()] if layers else None,
                    top_channels=top_channels)
@@ -61,8 +65,9 @@ def common_options(f):
     options = [
         click.option("--image", type=click.Path(dir_okay=False), help="The image (PNG, JPEG, ...); default: an "
                      "embedded Fashion-MNIST test image."),
-        click.option("--weights", default="none", show_default=True, metavar="PATH|none",
-                     help="A .weights.h5/.keras file of MODEL, or none (random initialisation)."),
+        click.option("--weights", default="none", show_default=True, metavar="TAG|PATH|imagenet|none",
+                     help="MODEL's named weights (`zoo list --weights`: e.g. fashion_mnist, imagenet), a "
+                     ".weights.h5/.keras file, or none (random initialisation); the page uses their preprocessing."),
         click.option("--class", "target", default="top", show_default=True, metavar="top|K",
                      help="The class the attribution maps explain (top: the top-5 predicted)."),
         click.option("--methods", default="all", show_default=True,
@@ -96,6 +101,8 @@ def explain(name, image, weights, target, methods, layers, top_channels, output)
     skipped = result.data["attribution"]["not_applicable"]
     for method, why in skipped.items():
         click.echo(f"{method}: {why}", err=True)
+    if request.weights is None:  # said once the page is made (a bad option stays a one-line error)
+        click.echo(random_weights_note(request.spec), err=True)
     size = page.stat().st_size
     click.echo(f"{request.spec.name}: {page} ({size / 1e6:.1f} MB), {folder}/explain.json, "
                f"{len(result.pngs)} PNGs in {folder}/png; {result.data['timings_s']['total']:.1f} s")

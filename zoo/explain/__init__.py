@@ -2,7 +2,8 @@
 
     compute.py      the graph, feature maps, unit arithmetic recomputed in numpy, receptive fields
     attribution.py  saliency, SmoothGrad, Grad-CAM, occlusion, deconvnet (tf.GradientTape on the real model)
-    preprocess.py   image file -> the model input, step by step (the registry's eval protocol)
+    family.py       each family's own structures (C3 table, towers, LRN, branches, |F(x)| vs |x|, dense sources)
+    images.py       an image file or upload -> pixels (the weights' zoo.preprocess.Preprocessing makes the input)
     report.py       all of it for one model and image -> explain.json + PNGs
     page.py         explain.json -> one self-contained index.html
     serve.py        the same page and functions behind a local HTTP server (`zoo serve`)

@@ -194,11 +194,13 @@ def gradients(model, x: np.ndarray, layer_names: list[str], classes: list[int], 
 
 
 def last_spatial_layer(model) -> str:
-    """Grad-CAM's default layer: the last one with a spatial (4D) output."""
+    """Grad-CAM's default layer: the last one with a spatial (4D) output of more than one position (a 1x1 map,
+    LeNet-5's C5, makes every class's map the same single pixel)."""
     spatial = [layer.name for layer in model.layers if len(layer.output.shape) == 4]
     if not spatial:
         raise NotApplicableError(f"{model.name}: no layer with a spatial output for Grad-CAM")
-    return spatial[-1]
+    wide = [name for name in spatial if np.prod(model.get_layer(name).output.shape[1:3]) > 1]
+    return (wide or spatial)[-1]
 
 
 def occlusion(model, x: np.ndarray, classes: list[int], patch: Optional[int] = None,
@@ -260,25 +262,41 @@ def has_max_pooling(model) -> bool:
 
 def deconvnet(model, x: np.ndarray, layer_name: str, channels: list[int]) -> dict[int, dict]:
     """Per channel of the layer: its strongest unit projected back to the input (HxWxC), one batched pass."""
+    return deconvnet_layers(model, x, {layer_name: channels})[layer_name]
+
+
+def deconvnet_layers(model, x: np.ndarray, wanted: dict[str, Optional[list[int]]], top: int = 4) -> dict:
+    """deconvnet for several layers at once: one forward and one backward pass over a batch of copies of `x`, one
+    copy per (layer, channel). A layer's channels None: its `top` most active. -> {layer: {channel: {unit,
+    activation, image}}}"""
     import tensorflow as tf
 
     if not has_max_pooling(model):
         raise NotApplicableError(f"deconvnet: {model.name} has no max pooling (Zeiler & Fergus' projection "
                                  "unpools through max-pool switches)")
-    batch = tf.constant(np.repeat(x, len(channels), axis=0))
+    rows = sum(len(c) if c is not None else top for c in wanted.values())
+    batch = tf.constant(np.repeat(x, rows, axis=0))
     with deconvnet_relus(model):
-        tape, probe, _, _ = forward(model, batch, layers=[layer_name], watch_input=True)
-        activation = probe.outputs[layer_name]
-        values = activation.numpy()
-        picks, mask = [], np.zeros(values.shape, "float32")
-        for i, ch in enumerate(channels):
-            r, c = np.unravel_index(np.argmax(values[i, ..., ch]), values.shape[1:3])
-            picks.append((int(r), int(c)))
-            mask[i, r, c, ch] = 1.0
-        grad = tape.gradient(activation, batch, output_gradients=tf.constant(mask)).numpy()
+        tape, probe, _, _ = forward(model, batch, layers=list(wanted), watch_input=True)
+        activations = [probe.outputs[name] for name in wanted]
+        masks, picks, row = [], {}, 0
+        for name, activation in zip(wanted, activations):
+            values = activation.numpy()
+            channels = wanted[name]
+            if channels is None:  # the most active channels of the first copy (all copies are the same image)
+                channels = [int(c) for c in np.argsort(-values[0].reshape(-1, values.shape[-1]).max(axis=0))[:top]]
+            mask = np.zeros(values.shape, "float32")
+            picks[name] = []
+            for ch in channels:
+                r, c = np.unravel_index(np.argmax(values[row, ..., ch]), values.shape[1:3])
+                mask[row, r, c, ch] = 1.0
+                picks[name].append((row, ch, int(r), int(c), float(values[row, r, c, ch])))
+                row += 1
+            masks.append(tf.constant(mask))
+        grad = tape.gradient(activations, batch, output_gradients=masks).numpy()
         del tape
-    return {ch: {"unit": [*picks[i], ch], "activation": float(values[i, picks[i][0], picks[i][1], ch]),
-                 "image": grad[i].astype("float64")} for i, ch in enumerate(channels)}
+    return {name: {ch: {"unit": [r, c, ch], "activation": value, "image": grad[i].astype("float64")}
+                   for i, ch, r, c, value in found} for name, found in picks.items()}
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:

@@ -259,6 +259,11 @@ def unit_trace(graph: Graph, name: str, index: tuple[int, ...], acts: dict[str, 
                   "inputs": list(node.inputs)})
     if trace.get("value") is not None:
         trace["difference"] = abs(float(trace["value"]) - model_value)
+    if node.kind == "Concatenate":  # through nested concatenations to the layer that made it (DenseNet)
+        from .family import origin
+
+        source, channel = origin(graph, name, int(index[-1]))
+        trace["origin"] = {"layer": source, "channel": channel}
     return trace
 
 
@@ -322,6 +327,17 @@ def _window(x: np.ndarray, top: int, left: int, kh: int, kw: int, fill: float) -
     return patch, inside
 
 
+SHOWN_CHANNELS = 8  # input channels whose patch and kernel a trace keeps (the sums cover every channel)
+
+
+def _strongest(channel_sums: np.ndarray) -> np.ndarray:
+    """The input channels a trace shows: all of a few, else the SHOWN_CHANNELS largest |sum of products| (the
+    ones that made the value), strongest first."""
+    if len(channel_sums) <= SHOWN_CHANNELS:
+        return np.arange(len(channel_sums))
+    return np.argsort(-np.abs(channel_sums), kind="stable")[:SHOWN_CHANNELS]
+
+
 def conv_trace(layer, inputs, index) -> dict:
     """out = act(sum over the window and the group's input channels of patch * kernel + bias)."""
     (x,), (row, col, ch) = inputs, index
@@ -340,12 +356,14 @@ def conv_trace(layer, inputs, index) -> dict:
     bias = float(np.asarray(layer.bias)[ch]) if layer.use_bias else 0.0
     z = float(channel_sums.sum() + bias)
     act, act_name = activation_function(layer)
+    shown = _strongest(channel_sums)
     return {"op": "conv", "kernel_size": list(kernel_size), "stride": list(stride), "padding": layer.padding,
             "pad_before": list(pad), "groups": groups, "group": group, "in_channels": [lo, lo + per_group],
             "window": {"top": top, "left": left}, "inside": inside.astype(int).tolist(),
-            "patch": patch.tolist(), "kernel": weights.tolist(), "channel_sums": channel_sums.tolist(),
-            "partial_sums": np.cumsum(channel_sums).tolist(), "bias": bias, "pre_activation": z,
-            "activation": act_name, "value": float(act(z))}
+            "shown_channels": (lo + shown).tolist(), "patch": patch[..., shown].tolist(),
+            "kernel": weights[..., shown].tolist(), "shown_sums": channel_sums[shown].tolist(),
+            "channel_sums": channel_sums.tolist(), "partial_sums": np.cumsum(channel_sums).tolist(), "bias": bias,
+            "pre_activation": z, "activation": act_name, "value": float(act(z))}
 
 
 def partial_conv_trace(layer, inputs, index) -> dict:
@@ -360,8 +378,8 @@ def partial_conv_trace(layer, inputs, index) -> dict:
     bias = float(np.asarray(layer.bias)[ch])
     z = float(channel_sums.sum() + bias)
     return {"op": "partial_conv", "kernel_size": [k, k], "stride": [1, 1], "connected_maps": maps,
-            "window": {"top": row, "left": col}, "patch": patch.tolist(), "kernel": kernel[..., maps].tolist(),
-            "channel_sums": channel_sums.tolist(), "partial_sums": np.cumsum(channel_sums).tolist(), "bias": bias,
+            "window": {"top": row, "left": col}, "shown_channels": maps, "patch": patch.tolist(),
+            "kernel": kernel[..., maps].tolist(), "shown_sums": channel_sums.tolist(), "channel_sums": channel_sums.tolist(), "partial_sums": np.cumsum(channel_sums).tolist(), "bias": bias,
             "pre_activation": z, "activation": "linear", "value": z}
 
 

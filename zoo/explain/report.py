@@ -14,7 +14,6 @@ what `zoo serve` computes on demand (any unit, any class):
 from __future__ import annotations
 
 import base64
-import hashlib
 import io
 import os
 import platform
@@ -26,8 +25,7 @@ from typing import Optional
 
 import numpy as np
 
-from . import attribution, compute
-from .preprocess import Preprocessing
+from . import attribution, compute, family
 
 METHODS = ("saliency", "smoothgrad", "gradcam", "occlusion", "deconvnet", "sanity")
 TOP_CLASSES = 5
@@ -40,7 +38,7 @@ class Request:
     image: np.ndarray  # uint8 HxWxC as loaded
     image_source: str = "image"
     image_note: Optional[str] = None
-    weights: Optional[str] = None  # a file, or None: random initialisation
+    weights: object = None  # zoo.pretrained.Weights, a tag or a path (resolved by zoo.pretrained), or None: random
     target: str | int = "top"  # "top" or a class index
     methods: tuple[str, ...] = METHODS
     layers: Optional[list[str]] = None
@@ -127,30 +125,73 @@ class Images:
 # Model and weights
 
 
-def sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def resolve_weights(spec, weights):
+    """What the caller named -> zoo.pretrained.Weights (the path zoo.build and zoo predict take), or None."""
+    if weights is None or weights == "none":
+        return None
+    from ..pretrained import resolve
+
+    return resolve(spec, weights)
 
 
-def build_model(spec, weights: Optional[str], seed: int = 0):
-    """The spec's model at its input size, with the weights file loaded (or a seeded random initialisation)."""
+def preprocessing_for(spec, weights):
+    """The weights' own preprocessing; for random weights the evaluation pipeline's on the variant's dataset."""
+    if weights is not None:
+        return weights.preprocessing
+    from ..pretrained import pipeline_preprocessing
+
+    return pipeline_preprocessing(spec, spec.dataset)
+
+
+def build_model(spec, weights=None, seed: int = 0, like=None):
+    """The spec's model with `weights` (zoo.pretrained.Weights) loaded, at their input size; or a seeded random
+    initialisation (`like`: a model whose input shape and class count it takes)."""
     import keras
 
     from ..models import build_spec, family_of
 
     keras.utils.set_random_seed(seed)
-    family = family_of(spec)
-    model = build_spec(spec, weights=weights)
-    return family.inference_model(model)
+    weights = resolve_weights(spec, weights)
+    options = {}
+    if weights is not None:
+        prep = weights.preprocessing
+        shape = (prep.size, prep.size, prep.channels)
+        options = {"weights": weights}
+    elif like is not None:
+        shape, options = tuple(like.input_shape[1:]), {"classes": int(like.output_shape[-1])}
+    else:
+        shape = (spec.input.size, spec.input.size, spec.input.channels)
+    if shape != (spec.input.size, spec.input.size, spec.input.channels):
+        options["input_shape"] = shape
+    return family_of(spec).inference_model(build_spec(spec, **options))
 
 
-def weights_facts(weights: Optional[str], seed: int) -> dict:
+def weights_facts(weights, seed: int) -> dict:
+    """What explain.json says of the weights: their name, file, sha256 (the registry's for shipped files, else
+    hashed here), dataset and classes."""
     if weights is None:
         return {"source": "none", "note": f"random initialisation (seed {seed})", "sha256": None}
-    return {"source": os.path.abspath(weights), "sha256": sha256(weights), "bytes": os.path.getsize(weights)}
+    from ..pretrained import sha256_of
+
+    entry = weights.entry
+    digest = entry.sha256 if (entry is not None and entry.source == "shipped" and weights.tag) else \
+        sha256_of(weights.path)
+    return {"source": weights.tag or "file", "name": weights.name, "tag": weights.tag,
+            "path": os.path.abspath(weights.path), "sha256": digest, "bytes": os.path.getsize(weights.path),
+            "dataset": weights.dataset, "classes": weights.classes,
+            "guessed": bool(getattr(weights, "guessed", False)),
+            "provenance": entry.provenance if entry is not None else None}
+
+
+def class_names_for(spec, weights, count: int) -> list[str]:
+    from ..pretrained import class_names
+
+    dataset, classes = (weights.dataset, weights.classes) if weights is not None else (spec.dataset, count)
+    try:
+        names = class_names(dataset, classes)
+    except Exception:  # noqa: BLE001 - a names file that is not installed: indices are still honest labels
+        names = []
+    return names if len(names) == count else [f"class {i}" for i in range(count)]
 
 
 def versions() -> dict:
@@ -213,16 +254,6 @@ def head_view(logits: np.ndarray, probs: np.ndarray, names: list[str]) -> dict:
                     for c in order]}
 
 
-def class_names(spec, count: int) -> list[str]:
-    from ..data.catalogue import get_dataset
-
-    try:
-        names = get_dataset(spec.dataset).names()
-    except Exception:  # a names file that is not installed (ImageNet's lives in tensorflow_datasets)
-        names = []
-    return names if len(names) == count else [f"class {i}" for i in range(count)]
-
-
 def layer_views(graph, fields, acts, shown, images: Images, top: int) -> tuple[list[dict], dict[str, list]]:
     """Per layer: kind, inputs, shape, field, block; for the shown ones, the top channels as PNGs. Returns the
     layer list and, per shown layer, the units to precompute."""
@@ -268,8 +299,9 @@ def units_view(graph, acts, wanted: dict[str, list]) -> dict:
     return out
 
 
-def filters_view(graph, images: Images) -> Optional[dict]:
-    """The first convolution's kernels as images (ZFNet's 7x7 beside AlexNet's 11x11 is the classic)."""
+def filters_view(graph, images: Images, towers: list[dict] = ()) -> Optional[dict]:
+    """The first convolution's kernels as images (ZFNet's 7x7 beside AlexNet's 11x11 is the classic); where a
+    grouped convolution reads them, the filters of each tower (AlexNet's two GPUs, Krizhevsky et al. Fig. 3)."""
     first = next((n for n, node in graph.nodes.items() if node.kind in ("Conv2D", "PartialConv2D")), None)
     if first is None:
         return None
@@ -281,44 +313,12 @@ def filters_view(graph, images: Images) -> Optional[dict]:
     for f in range(kernel.shape[-1]):
         k = kernel[..., f] if rgb else kernel[..., 0, f]
         tiles.append(images.add(f"filter_{first}_{f}", np.round(to_unit(k, symmetric=True) * 255).astype("uint8")))
+    fed = next((t for t in towers if t["source"] == first), None)
     return {"layer": first, "shape": list(kernel.shape), "groups": getattr(graph.layers[first], "groups", 1),
-            "png": tiles, "note": "each kernel scaled on its own, 0 = mid grey"}
-
-
-def family_view(graph, acts) -> dict:
-    """The family's own structures, generically: additions (ResNet's |F(x)| against |x|), concatenations
-    (GoogLeNet's branch shares, DenseNet's source layers), connection tables (LeNet-5's C3), towers (AlexNet's
-    groups) and LRN."""
-    merges, tables, towers, lrns = [], [], [], []
-    for name, node in graph.nodes.items():
-        if name not in acts:
-            continue
-        if node.kind == "Add" and all(s in acts for s in node.inputs):
-            merges.append({"layer": name, "op": "add", "inputs": [
-                {"name": s, "mean_abs": float(np.abs(acts[s][0]).mean())} for s in node.inputs]})
-        elif node.kind == "Concatenate" and all(s in acts for s in node.inputs):
-            total = sum(float(np.abs(acts[s][0]).sum()) for s in node.inputs) or 1.0
-            offset, parts = 0, []
-            for s in node.inputs:
-                width = acts[s].shape[-1]
-                parts.append({"name": s, "channels": [offset, offset + width],
-                              "share": float(np.abs(acts[s][0]).sum()) / total})
-                offset += width
-            merges.append({"layer": name, "op": "concat", "inputs": parts})
-        layer = graph.layers[name]
-        if node.kind == "PartialConv2D":
-            tables.append({"layer": name, "table": layer.table, "inputs": layer.in_maps})
-        elif node.kind == "Conv2D" and getattr(layer, "groups", 1) > 1:
-            towers.append({"layer": name, "groups": layer.groups, "filters": layer.filters})
-        elif node.kind == "LocalResponseNormalization" and node.inputs[0] in acts:
-            lrns.append({"layer": name, "mean_abs_before": float(np.abs(acts[node.inputs[0]][0]).mean()),
-                         "mean_abs_after": float(np.abs(acts[name][0]).mean())})
-    first_two = [n for n, node in graph.nodes.items() if node.kind == "Conv2D"][:2]
-    if not tables and len(first_two) == 2 and graph.nodes[first_two[1]].inputs:  # full connectivity (modern LeNet)
-        inputs = graph.layers[first_two[0]].filters
-        tables.append({"layer": first_two[1], "full": True, "inputs": inputs,
-                       "table": [list(range(inputs))] * graph.layers[first_two[1]].filters})
-    return {"merges": merges, "connection_tables": tables, "towers": towers, "lrn": lrns}
+            "png": tiles, "note": "each kernel scaled on its own, 0 = mid grey",
+            "towers": ({"layer": fed["layer"], "filters": [t["in_channels"] for t in fed["towers"]],
+                        "colour_specificity": [t.get("source_colour_specificity") for t in fed["towers"]]}
+                       if fed else None)}
 
 
 def stage_layers(spec, graph) -> list[str]:
@@ -329,21 +329,25 @@ def stage_layers(spec, graph) -> list[str]:
     return [n for n in names if n != last][-3:] + [last]
 
 
-def attribution_view(request, model, graph, x, base, classes, images: Images, timings) -> dict:
+def attribution_view(request, model, graph, x, base, classes, images: Images, timings) -> tuple[dict, dict]:
+    """The attribution maps; and the given model's saliency and Grad-CAM of the first class at the last spatial
+    layer, which the sanity check compares with randomised weights' (computed once, here)."""
     out: dict = {"not_applicable": {}}
     methods = request.methods
-    h, w = x.shape[1:3]
-    gradcam_layers = stage_layers(request.spec, graph) if "gradcam" in methods else []
-    if "saliency" in methods or gradcam_layers:
-        t = time.perf_counter()
-        both = attribution.gradients(model, x, gradcam_layers, classes, with_saliency="saliency" in methods)
-        timings["saliency+gradcam"] = time.perf_counter() - t
+    h = x.shape[1]
+    stages = stage_layers(request.spec, graph)
+    gradcam_layers = stages if "gradcam" in methods else []
+    t = time.perf_counter()
+    both = attribution.gradients(model, x, gradcam_layers or stages[-1:], classes)
+    timings["saliency+gradcam"] = time.perf_counter() - t
+    given = {"layer": stages[-1], "saliency": both["saliency"][classes[0]],
+             "gradcam": both["gradcam"][stages[-1]][classes[0]]}
     if "saliency" in methods:
         out["saliency"] = {str(c): images.add(f"saliency_{c}", colour(to_unit(m)))
                            for c, m in both["saliency"].items()}
     if "smoothgrad" in methods:
         t = time.perf_counter()
-        samples = 16 if h <= 64 else 6  # a 224x224 ResNet-50 pass with its gradient costs ~1 s on 2 cores
+        samples = 16 if h <= 64 else 6  # a 224x224 ResNet-50 pass with its gradient costs ~0.25 s on 2 cores
         m = attribution.smoothgrad(model, x, classes[0], samples=samples)
         out["smoothgrad"] = {"class": classes[0], "samples": samples, "noise": 0.15,
                              "png": images.add(f"smoothgrad_{classes[0]}", colour(to_unit(m)))}
@@ -369,34 +373,29 @@ def attribution_view(request, model, graph, x, base, classes, images: Images, ti
             out["not_applicable"]["deconvnet"] = (f"{model.name} has no max pooling: the deconvnet unpools "
                                                   "through max-pool switches (the other views are made)")
         else:
-            out["deconvnet"] = {}
-            for name in stage_layers(request.spec, graph)[-3 if h <= 64 else -2:]:
-                a = compute.feature_maps(model, x, [name])[name][0]
-                channels = [int(c) for c in np.argsort(-a.reshape(-1, a.shape[-1]).max(axis=0))[:4]]
-                recon = attribution.deconvnet(model, x, name, channels)
-                out["deconvnet"][name] = [{"channel": ch, "unit": r["unit"], "activation": r["activation"],
-                                           "png": images.add(f"deconv_{name}_{ch}", np.round(to_unit(
-                                               r["image"], symmetric=True) * 255).astype("uint8"))}
-                                          for ch, r in recon.items()]
+            layers = stages[-3 if h <= 64 else -2:]
+            recon = attribution.deconvnet_layers(model, x, {name: None for name in layers})
+            out["deconvnet"] = {name: [{"channel": ch, "unit": r["unit"], "activation": r["activation"],
+                                        "png": images.add(f"deconv_{name}_{ch}", np.round(to_unit(
+                                            r["image"], symmetric=True) * 255).astype("uint8"))}
+                                       for ch, r in recon[name].items()] for name in layers}
         timings["deconvnet"] = time.perf_counter() - t
-    return out
+    return out, given
 
 
-def sanity_view(request, model, graph, x, base, cls: int, images: Images, timings) -> dict:
+def sanity_view(request, model, x, base, cls: int, given: dict, images: Images, timings) -> dict:
     """Adebayo et al. 2018: the maps with randomised weights beside the given ones; similar maps mean the
     method does not explain the weights."""
     t = time.perf_counter()
-    random_model = build_model(request.spec, None, seed=request.seed + 1)
-    layer = attribution.last_spatial_layer(model)
-    given = attribution.gradients(model, x, [layer], [cls])
+    random_model = build_model(request.spec, None, seed=request.seed + 1, like=model)
+    layer = given["layer"]
     randomised = attribution.gradients(random_model, x, [layer], [cls])
-    given_sal, random_sal = given["saliency"][cls], randomised["saliency"][cls]
-    given_cam, random_cam = given["gradcam"][layer][cls], randomised["gradcam"][layer][cls]
+    random_sal, random_cam = randomised["saliency"][cls], randomised["gradcam"][layer][cls]
     timings["sanity"] = time.perf_counter() - t
     return {"class": cls, "layer": layer, "random_seed": request.seed + 1,
-            "given_weights_random": request.weights is None,
-            "saliency_rank_correlation": attribution.spearman(given_sal, random_sal),
-            "gradcam_rank_correlation": attribution.spearman(given_cam, random_cam),
+            "given_weights_random": request.weights in (None, "none"),
+            "saliency_rank_correlation": attribution.spearman(given["saliency"], random_sal),
+            "gradcam_rank_correlation": attribution.spearman(given["gradcam"], random_cam),
             "saliency_png": images.add(f"sanity_saliency_{cls}", colour(to_unit(random_sal))),
             "gradcam_png": images.add(f"sanity_gradcam_{cls}", overlay(base, to_unit(random_cam)))}
 
@@ -405,69 +404,76 @@ def sanity_view(request, model, graph, x, base, cls: int, images: Images, timing
 # Everything
 
 
+def displayed_input(steps) -> np.ndarray:
+    """The input as a person sees it (uint8, RGB order): the image after the last geometry or channel step."""
+    return [step.image for step in steps if step.name not in ("BGR", "normalise")][-1]
+
+
+def choose_classes(target, probs: np.ndarray, name: str) -> list[int]:
+    """The classes the attribution maps explain: the top 5, or the asked one first and the top others after."""
+    if target == "top":
+        return [int(c) for c in np.argsort(-probs)[:TOP_CLASSES]]
+    target = int(target)
+    if not 0 <= target < len(probs):
+        raise ValueError(f"--class: {target} is not a class of {name} (0..{len(probs) - 1})")
+    return [target] + [int(c) for c in np.argsort(-probs) if c != target][:TOP_CLASSES - 1]
+
+
 def explain(request: Request, model=None) -> Result:
+    """Every view for one image; `model`: the one `request.weights` built already (zoo serve keeps it)."""
     start = time.perf_counter()
     timings: dict[str, float] = {}
     spec = request.spec
     unknown = [m for m in request.methods if m not in METHODS]
     if unknown:
         raise ValueError(f"--methods: unknown {', '.join(unknown)} (choose from {', '.join(METHODS)})")
-    prep = Preprocessing.for_spec(spec)
-    x1, steps = prep.apply(request.image)
-    x = x1[None].astype("float32")
-    base = steps[-1].image
+    weights = resolve_weights(spec, request.weights)
+    prep = preprocessing_for(spec, weights)
+    x1, steps = prep.steps(request.image)
+    x = x1[None]
+    base = displayed_input(steps)
     images = Images()
     t = time.perf_counter()
-    model = model if model is not None else build_model(spec, request.weights, request.seed)
+    model = model if model is not None else build_model(spec, weights, request.seed)
     timings["build"] = time.perf_counter() - t
     graph = compute.Graph(model)
     shown = chosen_layers(graph, request.layers)
     t = time.perf_counter()
     fields = compute.receptive_fields(graph)
-    needed = compute.needed_for_units(graph, shown)
-    acts = compute.feature_maps(model, x, sorted(set(needed) | {n for n, nd in graph.nodes.items()
-                                                              if nd.kind in ("Add", "Concatenate",
-                                                                             "LocalResponseNormalization")}
-                                                 | {s for n, nd in graph.nodes.items()
-                                                    if nd.kind in ("Add", "Concatenate",
-                                                                   "LocalResponseNormalization")
-                                                    for s in nd.inputs}))
+    needed = set(compute.needed_for_units(graph, shown)) | set(family.needed_layers(graph))
+    acts = compute.feature_maps(model, x, [n for n in graph.nodes if n in needed])
     logits, probs = attribution.predict(model, x)
     timings["forward"] = time.perf_counter() - t
-    names = class_names(spec, len(probs))
-    if request.target == "top":
-        classes = [int(c) for c in np.argsort(-probs)[:TOP_CLASSES]]
-    else:
-        target = int(request.target)
-        if not 0 <= target < len(probs):
-            raise ValueError(f"--class: {target} is not a class of {spec.name} (0..{len(probs) - 1})")
-        classes = [target] + [int(c) for c in np.argsort(-probs) if c != target][:TOP_CLASSES - 1]
+    classes = choose_classes(request.target, probs, spec.name)
     t = time.perf_counter()
     layers_view, wanted = layer_views(graph, fields, acts, shown, images, request.top_channels)
     units = units_view(graph, acts, wanted)
     timings["units"] = time.perf_counter() - t
+    t = time.perf_counter()
+    structures = family.family_view(graph, acts, spec.family)
+    timings["family"] = time.perf_counter() - t
     data = {
         "model": {"name": spec.name, "family": spec.family, "params": spec.params, "paper": spec.paper.title,
                   "year": spec.paper.year, "input": list(x.shape[1:]), "keras_name": model.name},
-        "weights": weights_facts(request.weights, request.seed),
+        "weights": weights_facts(weights, request.seed),
         "versions": versions(),
         "image": {"source": request.image_source, "note": request.image_note,
                   "original_shape": list(request.image.shape)},
-        "preprocessing": {**prep.describe(), "steps": [
-            {"name": s.name, "detail": s.detail, "png": images.add(f"input_{i}_{s.name}", s.image)}
-            for i, s in enumerate(steps)]},
+        "preprocessing": {"description": prep.describe(), "settings": prep.model_dump(mode="json"), "steps": [
+            {"name": s.name, "detail": s.detail, "shape": list(s.image.shape),
+             "png": images.add(f"input_{i}_{s.name}", s.image)} for i, s in enumerate(steps)]},
         "input_png": images.add("input", base),
-        "head": head_view(logits, probs, names),
+        "head": head_view(logits, probs, class_names_for(spec, weights, len(probs))),
         "classes": classes,
         "layers": layers_view,
         "shown_layers": shown,
         "units": units,
-        "filters": filters_view(graph, images),
-        "family": family_view(graph, acts),
+        "filters": filters_view(graph, images, structures["towers"]),
+        "family": structures,
     }
-    data["attribution"] = attribution_view(request, model, graph, x, base, classes, images, timings)
+    data["attribution"], given = attribution_view(request, model, graph, x, base, classes, images, timings)
     if "sanity" in request.methods:
-        data["sanity"] = sanity_view(request, model, graph, x, base, classes[0], images, timings)
+        data["sanity"] = sanity_view(request, model, x, base, classes[0], given, images, timings)
     timings["total"] = time.perf_counter() - start
     data["timings_s"] = {k: round(v, 3) for k, v in timings.items()}
     return Result(data=data, pngs=images.files, model=model, graph=graph, x=x)

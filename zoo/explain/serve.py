@@ -26,7 +26,7 @@ from urllib.parse import parse_qs, urlparse
 from ..errors import ZooError
 from . import report
 from .page import image_uris, render
-from .preprocess import ImageError, decode_image
+from .images import ImageError, decode_image
 
 CACHED_IMAGES = 8
 

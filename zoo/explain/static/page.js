@@ -124,18 +124,19 @@ function traceView(t) {
   const box = el("div", {class: "trace", "data-layer": t.layer});
   box.append(el("p", {text: `${t.layer} (${t.kind}, ${t.op})`}));
   if (t.op === "conv" || t.op === "partial_conv") {
-    const channels = t.partial_sums.length, show = Math.min(channels, 3);
+    const channels = t.partial_sums.length, show = Math.min(t.shown_channels.length, 3);
     box.append(el("p", {text: `window at (${t.window.top}, ${t.window.left}) of ${t.inputs[0]}, kernel ` +
       `${t.kernel_size.join("x")}, stride ${t.stride.join("x")}` + (t.groups > 1 ? `, group ${t.group} of ${t.groups} ` +
       `(input channels ${t.in_channels[0]}-${t.in_channels[1] - 1})` : "") + (t.connected_maps ?
       `, connected maps ${t.connected_maps.join(", ")}` : "")}));
     for (let c = 0; c < show; c++) {
       const patch = t.patch.map((r) => r.map((v) => v[c])), kern = t.kernel.map((r) => r.map((v) => v[c]));
-      box.append(el("div", {class: "row"}, el("div", {}, el("small", {text: `input channel ${c}`}), numTable(patch, t.inside)),
+      box.append(el("div", {class: "row"}, el("div", {}, el("small", {text: `input channel ${t.shown_channels[c]}`}), numTable(patch, t.inside)),
         el("div", {}, el("small", {text: "kernel"}), numTable(kern)),
-        el("div", {}, el("small", {text: "sum of products"}), el("p", {text: fmt(t.channel_sums[c])}))));
+        el("div", {}, el("small", {text: "sum of products"}), el("p", {class: "channel-sum", text: fmt(t.shown_sums[c])}))));
     }
-    if (channels > show) box.append(el("p", {text: `... and ${channels - show} more input channels`}));
+    if (channels > show) box.append(el("p", {text: `... and ${channels - show} more input channels` +
+      (channels > 3 ? " (shown: the largest sums of products)" : "")}));
     box.append(el("p", {text: "partial sums over input channels: " + t.partial_sums.slice(0, 12).map(fmt).join(", ") +
       (channels > 12 ? ", ... " + fmt(t.partial_sums[channels - 1]) : "")}));
     box.append(el("p", {text: `+ bias ${fmt(t.bias)} = ${fmt(t.pre_activation)}; ${t.activation}`}));
@@ -149,11 +150,15 @@ function traceView(t) {
     box.append(el("p", {text: `${t.kernel_size.join("x")} window at (${t.window.top}, ${t.window.left}), stride ${t.stride[0]}` +
       (t.argmax ? `, max at ${t.argmax.join(",")}` : "")}), numTable(t.values, t.inside));
   } else if (t.op === "lrn") {
-    box.append(el("p", {text: `${fmt(t.x)} / (${t.k} + ${t.alpha} × ${fmt(t.square_sum)})^${t.beta} over channels ${t.channels.join("-")}`}));
+    box.append(el("p", {text: `channels ${t.channels[0]}-${t.channels[1] - 1} at this position:`}),
+      numTable([t.neighbours, t.neighbours.map((v) => v * v)]),
+      el("p", {class: "lrn-step", text: `${fmt(t.x)} / (${t.k} + ${t.alpha} × ${fmt(t.square_sum)})^${t.beta} = ` +
+        `${fmt(t.x)} / ${fmt(t.denominator)}`}));
   } else if (t.op === "add") {
     box.append(el("p", {text: t.inputs.map((n, i) => `${n} ${fmt(t.terms[i])}`).join(" + ")}));
   } else if (t.op === "concat") {
-    box.append(el("p", {text: `channel ${t.source_channel} of ${t.inputs[t.source]}`}));
+    box.append(el("p", {text: `channel ${t.source_channel} of ${t.inputs[t.source]}` + (t.origin && t.origin.layer !== t.inputs[t.source] ?
+      `, made by ${t.origin.layer} (its channel ${t.origin.channel})` : "")}));
   } else if (t.op === "subsampling") {
     box.append(el("p", {text: `sum ${fmt(t.sum)} × ${fmt(t.coefficient)} + ${fmt(t.bias)}`}));
   } else if (t.note) box.append(el("p", {text: t.note}));
@@ -167,8 +172,13 @@ function traceView(t) {
 function renderFilters() {
   const f = D.filters;
   if (!f) { $("filter-grid").replaceChildren(el("p", {text: "no convolution"})); return; }
-  $("filter-grid").replaceChildren(el("p", {text: `${f.layer}: ${f.shape.join("x")} (${f.note})`, style: "width:100%"}),
-    ...f.png.map((p, i) => el("img", {src: src(p), class: "px", style: "width:40px;height:40px", title: `filter ${i}`})));
+  const tile = (p, i) => el("img", {src: src(p), class: "px", style: "width:40px;height:40px", title: `filter ${i}`});
+  const head = el("p", {text: `${f.layer}: ${f.shape.join("x")} (${f.note})`, style: "width:100%"});
+  if (!f.towers) { $("filter-grid").replaceChildren(head, ...f.png.map(tile)); return; }
+  $("filter-grid").replaceChildren(head, ...f.towers.filters.map(([lo, hi], g) => el("div", {class: "filter-tower", style: "width:100%"},
+    el("small", {text: `tower ${g} (read by ${f.towers.layer}'s group ${g}): filters ${lo}-${hi - 1}` +
+      (f.towers.colour_specificity[g] !== null ? `, colour specificity ${fmt(f.towers.colour_specificity[g])}` : "")}),
+    el("div", {class: "grid"}, ...f.png.slice(lo, hi).map((p, i) => tile(p, lo + i))))));
 }
 
 function renderHead() {
@@ -226,21 +236,122 @@ function renderSanity() {
       "Maps that survive randomising the weights do not explain the weights (Adebayo et al. 2018)."}));
 }
 
+// -- 8. family structures: each renderer draws one list of D.family (computed in zoo/explain/family.py)
+
+const pct = (v) => `${(100 * v).toFixed(1)}%`;
+const shade = (t) => `rgba(59,125,216,${(0.08 + 0.92 * Math.max(0, Math.min(1, t))).toFixed(3)})`;
+const HUES = ["#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#eeca3b", "#b279a2", "#ff9da6", "#9d755d", "#bab0ac"];
+
+function familyBox(id, title, ...children) {
+  return el("div", {class: "family-box", id}, el("h3", {text: title}), ...children);
+}
+
+function connectionTable(t) {
+  const top = Math.max(...t.rows.flatMap((r) => Object.values(r.contributions).map((c) => c.mean_abs))) || 1;
+  const table = el("table", {class: "nums c3-table", "data-layer": t.layer});
+  table.append(el("tr", {}, el("td", {text: "in \\ out"}), ...t.rows.map((r) => el("td", {text: r.output}))));
+  for (let i = 0; i < t.in_maps; i++) {
+    table.append(el("tr", {}, el("td", {text: i}), ...t.rows.map((r) => {
+      const c = r.contributions[i];
+      return c ? el("td", {class: "connected", style: `background:${shade(c.mean_abs / top)}`, text: "X",
+        title: `input map ${i} -> output map ${r.output}: mean contribution ${fmt(c.mean)}, mean |.| ${fmt(c.mean_abs)}`})
+        : el("td", {class: "unconnected", text: ""});
+    })));
+  }
+  const sums = el("table", {class: "nums c3-sums"}, el("tr", {}, el("td", {text: "out"}),
+    el("td", {text: "Σ contributions + bias"}), el("td", {text: t.activation === "linear" ? "model's mean" : `model's mean (after ${t.activation})`})),
+    ...t.rows.map((r) => el("tr", {}, el("td", {text: r.output}), el("td", {class: "c3-ours", text: fmt(r.pre_activation_mean)}),
+      el("td", {class: "c3-model", text: fmt(r.model_mean)}))));
+  return familyBox(`table-${t.layer}`, `${t.layer}: which input maps of ${t.input} (rows) each output map (columns) ` +
+    `combines: ${t.connections} of ${t.in_maps * t.out_maps} connections` + (t.full ? " (fully connected)" : " (LeCun et al. 1998, Table I)"),
+    el("p", {class: "hint", text: "Shade: the mean |contribution| of the connection on this image (its input map convolved " +
+      "with its kernel); hover for the numbers. The contributions of an output map plus its bias are its pre-activation."}),
+    el("div", {class: "row"}, table, sums));
+}
+
+function towersView(t) {
+  const cols = t.towers.map((w) => el("div", {class: "tower", "data-tower": w.tower},
+    el("b", {text: `tower ${w.tower}`}),
+    el("p", {text: `reads ${t.source || "input"} channels ${w.in_channels[0]}-${w.in_channels[1] - 1}, ` +
+      `makes channels ${w.out_channels[0]}-${w.out_channels[1] - 1}`}),
+    el("p", {text: `${w.params.toLocaleString()} parameters · mean activation ${fmt(w.mean)} · `},
+      el("span", {class: "tower-share", text: pct(w.share)}), " of the layer's |activation|"),
+    ...(w.source_colour_specificity !== undefined ? [el("p", {text: `colour specificity of the ${t.source} filters ` +
+      `it reads: ${fmt(w.source_colour_specificity)} (the spread of their weights over R, G, B relative to their size; ` +
+      "after training, Krizhevsky et al. saw one tower's filters colour-agnostic, the other's colour-specific)"})] : [])));
+  return familyBox(`towers-${t.layer}`, `${t.layer}: ${t.groups} towers (grouped convolution, kernel ${t.kernel.join("x")}): ` +
+    "each sees only its own half of the maps, as AlexNet's two GPUs did", el("div", {class: "row towers"}, ...cols));
+}
+
+function lrnView(l) {
+  return familyBox(`lrn-${l.layer}`, `${l.layer}: local response normalisation of ${l.input}`,
+    el("p", {text: `b = a / (${l.k} + ${l.alpha} × Σ a² over ${l.size} neighbouring channels)^${l.beta}`}),
+    el("p", {text: `denominator: mean ${fmt(l.denominator_mean)}, max ${fmt(l.denominator_max)}; mean |a| ` +
+      `${fmt(l.mean_abs_before)} → ${fmt(l.mean_abs_after)}; recomputed over the whole map, largest difference from the ` +
+      `model ${fmt(l.max_difference)}. Click a unit of ${l.input} for one unit's LRN step.`}));
+}
+
+function stackedBar(parts, key, label) {
+  return el("div", {class: "stack", title: label}, el("small", {text: label}),
+    el("div", {class: "stack-bar"}, ...parts.map((p, i) => el("span", {class: "stack-part", style:
+      `width:${(100 * p[key]).toFixed(2)}%;background:${HUES[i % HUES.length]}`, title: `${p.output || p.source}: ${pct(p[key])}`}))));
+}
+
+const branchName = (b) => b.path.map((p) => p.replace(/^.*?_(?=\dx\d|pool)/, "")).join(" → ") || b.output;
+
+function inceptionView(modules) {
+  // one row per module: its channels and its |activation| split by branch; the branch table folded under it
+  const rows = modules.map((m) => el("div", {class: "module", id: `inception-${m.layer}`},
+    el("div", {class: "row"}, el("b", {class: "module-name", text: m.layer}),
+      stackedBar(m.branches, "channel_share", "channels"),
+      ...(m.branches[0].share !== undefined ? [stackedBar(m.branches, "share", "|activation| on this image")] : [])),
+    el("details", {}, el("summary", {text: `${m.branches.length} branches from ${m.fork}, ${m.channels} channels`}),
+      el("table", {class: "nums branches"}, el("tr", {}, ...["branch", "channels", "share of channels",
+        "share of |activation|", "mean"].map((h) => el("td", {text: h}))),
+        ...m.branches.map((b, i) => el("tr", {class: "branch-row"}, el("td", {class: "text", style:
+          `border-left:6px solid ${HUES[i % HUES.length]}`, text: b.path.join(" → ") || b.output}),
+          el("td", {text: `${b.channels[0]}-${b.channels[1] - 1}`}), el("td", {text: pct(b.channel_share)}),
+          el("td", {class: "branch-share", text: b.share === undefined ? "—" : pct(b.share)}), el("td", {text: fmt(b.mean)})))))));
+  return familyBox("inception", "Inception modules: each branch's share of the module's channels and of its |activation|",
+    el("p", {class: "legend"}, ...modules[0].branches.map((b, i) => el("span", {style: `color:${HUES[i % HUES.length]};margin-right:12px`,
+      text: `■ ${branchName(b)}`}))), ...rows);
+}
+
+function residualView(blocks) {
+  const top = Math.max(...blocks.map((b) => Math.max(b.f_rms || 0, b.x_rms || 0))) || 1;
+  const bar = (v, cls) => el("span", {class: `fill ${cls}`, style: `width:${Math.round(160 * v / top)}px`});
+  return familyBox("residual", "Residual blocks: |F(x)| (the residual branch) against |x| (the shortcut), RMS over the block's output",
+    el("p", {class: "legend"}, el("span", {class: "key x", text: "■ |x|"}), " ", el("span", {class: "key f", text: "■ |F(x)|"}),
+      " — a ratio well below 1: the block adds a small correction to what it is given (He et al. 2016, sec. 4.2)"),
+    el("table", {class: "nums residual"}, el("tr", {}, ...["block", "shortcut", "|x|", "|F(x)|", "|F(x)| / |x|", ""].map((h) => el("td", {text: h}))),
+      ...blocks.map((b) => el("tr", {class: "residual-row", "data-layer": b.layer}, el("td", {class: "text", text: b.layer}),
+        el("td", {class: "text", text: `${b.shortcut_kind}: ${b.shortcut}`}), el("td", {class: "x-rms", text: fmt(b.x_rms)}),
+        el("td", {class: "f-rms", text: fmt(b.f_rms)}), el("td", {class: "ratio", text: fmt(b.ratio)}),
+        el("td", {}, el("div", {class: "bar"}, bar(b.x_rms, "x")), el("div", {class: "bar"}, bar(b.f_rms, "f")))))));
+}
+
+function denseView(b) {
+  const strip = el("div", {class: "stack-bar dense-strip"}, ...b.sources.map((s, i) => el("span", {class: "stack-part source",
+    style: `width:${(100 * (s.channels[1] - s.channels[0]) / b.channels).toFixed(3)}%;background:${HUES[i % HUES.length]}`,
+    title: `channels ${s.channels[0]}-${s.channels[1] - 1}: ${s.source}` + (s.share !== undefined ? `, ${pct(s.share)} of |activation|` : "")})));
+  const weights = el("table", {class: "nums dense-weights"}, el("tr", {}, el("td", {text: "layer \\ source"}),
+    ...b.sources.map((s, i) => el("td", {text: i, title: s.source}))),
+    ...b.weights.map((r) => { const top = Math.max(...r.mean_abs_w) || 1;  // each row on its own scale: what it leans on
+      return el("tr", {}, el("td", {class: "text", text: r.layer}), ...b.sources.map((s, i) => i < r.mean_abs_w.length ?
+        el("td", {class: "w", style: `background:${shade(r.mean_abs_w[i] / top)}`, title: `${r.layer} on ${s.source}: mean |w| ${fmt(r.mean_abs_w[i])}`})
+        : el("td", {}))); }));
+  return familyBox(`dense-${b.layer}`, `${b.layer}: ${b.channels} channels from ${b.sources.length} source layers`,
+    el("p", {class: "hint", text: "Each concatenated channel by the layer that made it (hover: its channels and share of the |activation|):"}), strip,
+    el("p", {class: "hint", text: "Mean |w| each later layer (rows) puts on each source's channels (columns; Huang et al. 2017, Fig. 5), " +
+      "each row scaled to its largest: darker = leans on it more. Hover for the numbers."}), weights);
+}
+
 function renderFamily() {
-  const F = D.family, box = $("family-views"); box.replaceChildren();
-  for (const t of F.connection_tables) {
-    const table = el("table", {class: "nums"});
-    table.append(el("tr", {}, el("td", {text: ""}), ...t.table.map((_, o) => el("td", {text: o}))));
-    for (let i = 0; i < t.inputs; i++) table.append(el("tr", {}, el("td", {text: i}),
-      ...t.table.map((row) => el("td", {text: row.includes(i) ? "X" : ""}))));
-    box.append(el("p", {text: `${t.layer}: which input maps (rows) each output map (columns) combines` + (t.full ? " (full)" : "")}), table);
-  }
-  for (const t of F.towers) box.append(el("p", {text: `${t.layer}: ${t.groups} towers of ${t.filters / t.groups} filters, each seeing only its half`}));
-  for (const l of F.lrn) box.append(el("p", {text: `${l.layer}: mean |a| ${fmt(l.mean_abs_before)} → ${fmt(l.mean_abs_after)}`}));
-  for (const m of F.merges.slice(0, 80)) {
-    box.append(el("p", {text: m.op === "add" ? `${m.layer}: ` + m.inputs.map((i) => `|${i.name}| ${fmt(i.mean_abs)}`).join(" vs ") :
-      `${m.layer}: ` + m.inputs.map((i) => `${i.name} [${i.channels.join("-")}) ${(100 * i.share).toFixed(1)}%`).join(", ")}));
-  }
+  const F = D.family, box = $("family-views");
+  const views = [...F.connection_tables.map(connectionTable), ...F.towers.map(towersView), ...F.lrn.map(lrnView),
+    ...(F.inception.length ? [inceptionView(F.inception)] : []), ...(F.residual.length ? [residualView(F.residual)] : []), ...F.dense.map(denseView)];
+  box.replaceChildren(...(views.length ? views : [el("p", {text: `${D.model.name}: a plain stack of convolutions and pooling, ` +
+    "no branches, groups or tables to show (its receptive fields are in the overview)."})]));
 }
 
 async function explainUpload(blob, cls) {
