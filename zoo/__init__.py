@@ -34,6 +34,7 @@ _LAZY = {
     "RunResult": "zoo.training",
     "EvalResult": "zoo.training",
     "get_weights": "zoo.pretrained",
+    "feature_info": "zoo.models.features",
 }
 
 

@@ -23,6 +23,9 @@ def build(name: str, **kwargs):
     e.g. "fashion_mnist" or "imagenet", see `zoo list --weights`; or a path to a weights file), input_tensor,
     input_shape, pooling, classes, classifier_activation, name; plus the family's options (`family_of(name).options`,
     e.g. `aux_logits` for GoogLeNet, `dropout` for DenseNet).
+
+    `features_only=True` builds the feature extractor instead (timm's): the same body, one output per feature stage,
+    or per stage `out_indices` names (negative ones count from the end); `zoo.feature_info(name)` lists them.
     """
     return build_spec(registry().get(name), **kwargs)
 
@@ -33,6 +36,11 @@ def build_spec(spec, **kwargs):
     `weights` may be a tag of the variant's registry entry ("fashion_mnist", "imagenet"), a path or a
     zoo.pretrained.Weights: resolved by zoo.pretrained (sha256 checked, Keras' cache for "imagenet"); a file is
     passed down to the family's build, keras.applications' weights are mapped in memory after it."""
+    features_only = kwargs.pop("features_only", False)
+    if features_only or "out_indices" in kwargs:
+        from .features import build_features
+
+        return build_features(spec, features_only=features_only, **kwargs)
     options = {"classes": spec.classes, "name": spec.name, **spec.builder_kwargs, **kwargs}
     weights = options.pop("weights", None)
     resolved = None

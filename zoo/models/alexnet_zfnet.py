@@ -19,7 +19,8 @@ from keras import layers
 
 from ..archs import AlexNetArch, ConvLayer
 from . import common
-from .family import Family, Head, Stage
+from .family import Family, Head
+from .features import alexnet_stages
 
 
 def conv_layer(x, layer: ConvLayer, index: int):
@@ -70,22 +71,4 @@ def classifier(x, arch: AlexNetArch, head: Head):
                              dropout=arch.dropout, dropout_first=arch.dropout_first, names=names)
 
 
-def unit_output(layer: ConvLayer, index: int, arch: AlexNetArch) -> str:
-    """The name of the last layer after conv{index}: its LRN when that follows the pool, else the pool."""
-    if layer.lrn and (arch.norm == "after_pool" or not layer.pool):
-        return f"lrn{index}"
-    return f"pool{index}" if layer.pool else f"conv{index}"
-
-
-def stages(arch: AlexNetArch) -> tuple[Stage, ...]:
-    """The output of each conv unit that ends in a max pool (where the resolution drops)."""
-    found, stride = [], 1
-    for index, layer in enumerate(arch.conv, start=1):
-        stride *= layer.stride
-        if layer.pool:
-            stride *= arch.pool.stride
-            found.append(Stage(unit_output(layer, index, arch), stride))
-    return tuple(found)
-
-
-FAMILY = Family("alexnet", AlexNetArch, body=body, head=classifier, stages=stages)
+FAMILY = Family("alexnet", AlexNetArch, body=body, head=classifier, stages=alexnet_stages)

@@ -24,7 +24,8 @@ from keras import layers
 
 from ..archs import DenseNetArch
 from . import common
-from .family import Family, Option, Stage, pooled_head
+from .family import Family, Option, pooled_head
+from .features import densenet_stages
 
 
 def conv_block(x, growth_rate: int, *, bottleneck: bool, dropout: float, name: str):
@@ -92,17 +93,7 @@ def body(x, arch: DenseNetArch, head, *, dropout=None):
     return layers.Activation("relu", name="relu")(x)
 
 
-def stages(arch: DenseNetArch) -> tuple[Stage, ...]:
-    """Each dense block's output before its transition (the last one after the final BN-ReLU), after the ImageNet
-    stem's ReLU (stride 2). The CIFAR stem keeps the resolution, so its output is no stage of its own."""
-    imagenet = arch.stem == "imagenet"
-    first = 4 if imagenet else 1
-    blocks = [Stage(f"conv{i + 2}_block{count}_concat", first * 2 ** i) for i, count in enumerate(arch.blocks)]
-    blocks[-1] = Stage("relu", blocks[-1].stride)
-    return (Stage("conv1_relu", 2), *blocks) if imagenet else tuple(blocks)
-
-
 DROPOUT = Option("dropout", None, "dropout rate after each conv in the blocks and transitions (the paper's 0.2 "
                                   "without augmentation); None: the arch's", check=check_dropout)
 
-FAMILY = Family("densenet", DenseNetArch, body=body, head=pooled_head, stages=stages, options=(DROPOUT,))
+FAMILY = Family("densenet", DenseNetArch, body=body, head=pooled_head, stages=densenet_stages, options=(DROPOUT,))

@@ -9,7 +9,7 @@ its feature stages); `Family.build` does what every family shares, keras.applica
     epilogue  the functional model, named, with the weights file loaded
 
 The harness (zoo.training.setup) reads the options and the inference model from here instead of probing
-signatures; the features API will read `stages`.
+signatures; the features API (zoo.models.features) reads `stages`.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from ..errors import ZooError
 from ..schema import validation_message
 from . import init as initialisation
 from . import common
+from .features import Stage  # (layer, stride, channels): defined where zoo.feature_info reads it, without Keras
 
 __all__ = ["Family", "Option", "Stage", "Head", "Body", "UnknownOptionError", "same_model", "pooled_head",
            "allow_deep_graphs", "DEEP_GRAPH_RECURSION_LIMIT"]
@@ -52,14 +53,6 @@ class Option:
     default: Any
     help: str
     check: Optional[Callable[[Any], None]] = field(default=None, repr=False)  # raises ValueError(reason)
-
-
-@dataclass(frozen=True)
-class Stage:
-    """A feature stage: the layer whose output it is and its stride (input pixels per map pixel)."""
-
-    name: str
-    stride: int
 
 
 @dataclass(frozen=True)
@@ -100,7 +93,8 @@ def pooled_head(x, arch, head: Head, dropout: float = 0.0):
 @dataclass(frozen=True)
 class Family:
     """One family. `body(image, arch, head, **options)` returns the features (or a `Body`); `head(x, arch, head)`
-    ends the model; `stages(arch)` lists the feature stages; `deep_graph(arch)` says when the graph is so deep
+    ends the model; `stages(arch)` lists the feature stages (a TF-free function of zoo.models.features, so
+    `zoo.feature_info` needs no Keras); `deep_graph(arch)` says when the graph is so deep
     that Python's recursion limit must be raised to build and save it."""
 
     name: str

@@ -20,7 +20,8 @@ from keras import layers
 
 from ..archs import AuxHeads, GoogLeNetArch
 from . import common
-from .family import Body, Family, Head, Option, Stage, pooled_head
+from .family import Body, Family, Head, Option, pooled_head
+from .features import googlenet_stages, inception_stage_stride
 
 
 def conv(x, filters: int, kernel: int, name: str, strides: int = 1):
@@ -68,11 +69,6 @@ def aux_classifier(x, aux: AuxHeads, head: Head, name: str, where: str, stride: 
     return common.predictions(x, head.classes, head.classifier_activation, name=f"{name}_predictions")
 
 
-def stage_stride(index: int) -> int:
-    """Input pixels per map pixel in inception stage `index` (0-based): the stem reduces 8x, each pool 2x more."""
-    return 8 * 2 ** index
-
-
 def body(x, arch: GoogLeNetArch, head: Head, *, aux_logits: bool = False):
     if aux_logits and not head.include_top:
         raise ValueError(f"{head.model_name}: aux_logits=True needs include_top=True (the auxiliary heads are "
@@ -87,7 +83,8 @@ def body(x, arch: GoogLeNetArch, head: Head, *, aux_logits: bool = False):
             x = inception(x, widths, f"inception_{where}")
             if aux_logits and where in arch.aux.after:
                 aux_name = f"aux{len(aux_outputs) + 1}"
-                aux_outputs.append(aux_classifier(x, arch.aux, head, aux_name, where, stage_stride(index)))
+                stride = inception_stage_stride(index)
+                aux_outputs.append(aux_classifier(x, arch.aux, head, aux_name, where, stride))
         previous = stage_name
     return Body(x, aux_outputs)
 
@@ -95,14 +92,6 @@ def body(x, arch: GoogLeNetArch, head: Head, *, aux_logits: bool = False):
 def classifier(x, arch: GoogLeNetArch, head: Head):
     """Global average pooling, 40% dropout, one linear layer (Table 1)."""
     return pooled_head(x, arch, head, dropout=arch.dropout)
-
-
-def stages(arch: GoogLeNetArch) -> tuple[Stage, ...]:
-    """conv1, the stem's second LRN, then the last module of each inception stage."""
-    last = [(stage, list(modules)[-1]) for stage, modules in arch.stages.items()]
-    inceptions = [Stage(f"inception_{stage}{module}_concat", stage_stride(i))
-                  for i, (stage, module) in enumerate(last)]
-    return (Stage("conv1_7x7", 2), Stage("lrn2", 4), *inceptions)
 
 
 def inference_model(model: keras.Model) -> keras.Model:
@@ -120,5 +109,5 @@ def inference_model(model: keras.Model) -> keras.Model:
 AUX_LOGITS = Option("aux_logits", False, "also output the auxiliary classifiers of sec. 5 (for training; "
                                          "inference_model drops them)")
 
-FAMILY = Family("googlenet", GoogLeNetArch, body=body, head=classifier, stages=stages, options=(AUX_LOGITS,),
-                inference=inference_model)
+FAMILY = Family("googlenet", GoogLeNetArch, body=body, head=classifier, stages=googlenet_stages,
+                options=(AUX_LOGITS,), inference=inference_model)

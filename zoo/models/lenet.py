@@ -18,7 +18,8 @@ from keras import layers
 
 from ..archs import LeNetArch, LeNetModernArch, LeNetOriginalArch
 from . import common
-from .family import Family, Head, Stage
+from .family import Family, Head
+from .features import lenet_stages
 from .layers import A, S, EuclideanRBF, PartialConv2D, TrainableSubsampling, scaled_tanh  # noqa: F401
 
 # 7 wide x 12 tall stylised digits ('#' = +1, '.' = -1): the paper's RBF prototypes are such bitmaps of the
@@ -82,11 +83,4 @@ def classifier(x, arch: LeNetArch, head: Head):
                              classifier_activation=head.classifier_activation, activation=arch.activation)
 
 
-def stages(arch: LeNetArch) -> tuple[Stage, ...]:
-    """The two subsampled maps (after S2 and S4, or after pool1 and pool2)."""
-    if arch.variant == "original":
-        return (Stage("S2_squash", 2), Stage("S4_squash", 4))
-    return tuple(Stage(f"pool{i + 1}", 2 ** (i + 1)) for i in range(len(arch.conv)))
-
-
-FAMILY = Family("lenet", LeNetArch, body=body, head=classifier, stages=stages)
+FAMILY = Family("lenet", LeNetArch, body=body, head=classifier, stages=lenet_stages)

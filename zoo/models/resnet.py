@@ -29,7 +29,8 @@ from keras import layers
 from ..archs import ResNetArch
 from . import common
 from .layers import ZeroPadShortcut  # noqa: F401 - option A shortcut, with the other custom layers
-from .family import DEEP_GRAPH_RECURSION_LIMIT, Family, Stage, allow_deep_graphs, pooled_head  # noqa: F401
+from .family import DEEP_GRAPH_RECURSION_LIMIT, Family, allow_deep_graphs, pooled_head  # noqa: F401
+from .features import resnet_stages
 
 DEEP_GRAPH_BLOCKS = 100  # nets with more residual blocks than this raise the recursion limit (ResNet-152: 50)
 
@@ -108,17 +109,8 @@ def body(x, arch: ResNetArch, head):
     return x
 
 
-def stages(arch: ResNetArch) -> tuple[Stage, ...]:
-    """Each stage's last block, after the ImageNet stem's ReLU (stride 2; its max pool brings the first stage to
-    stride 4). The CIFAR stem keeps the resolution, so its output is no stage of its own."""
-    if arch.stem == "cifar":
-        return tuple(Stage(f"conv{i + 2}_block{depth}_out", 2 ** i) for i, depth in enumerate(arch.depths))
-    blocks = [Stage(f"conv{i + 2}_block{depth}_out", 4 * 2 ** i) for i, depth in enumerate(arch.depths)]
-    return (Stage("conv1_relu", 2), *blocks)
-
-
 def deep_graph(arch: ResNetArch) -> bool:
     return sum(arch.depths) > DEEP_GRAPH_BLOCKS
 
 
-FAMILY = Family("resnet", ResNetArch, body=body, head=pooled_head, stages=stages, deep_graph=deep_graph)
+FAMILY = Family("resnet", ResNetArch, body=body, head=pooled_head, stages=resnet_stages, deep_graph=deep_graph)

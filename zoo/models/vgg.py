@@ -16,7 +16,8 @@ from keras import layers
 
 from ..archs import VGGArch
 from . import common
-from .family import Family, Head, Stage
+from .family import Family, Head
+from .features import vgg_stages
 
 TORCH_BN_EPSILON = 1e-5  # torchvision's BatchNorm2d default: its vgg*_bn statistics map over unchanged
 
@@ -49,10 +50,4 @@ def classifier(x, arch: VGGArch, head: Head):
                              dropout=arch.dropout)
 
 
-def stages(arch: VGGArch) -> tuple[Stage, ...]:
-    """The last conv unit of each stage, before its max pool (timm's VGG feature points)."""
-    last = "_relu" if arch.batch_norm else ""
-    return tuple(Stage(f"block{i}_conv{depth}{last}", 2 ** (i - 1)) for i, depth in enumerate(arch.depths, start=1))
-
-
-FAMILY = Family("vgg", VGGArch, body=body, head=classifier, stages=stages)
+FAMILY = Family("vgg", VGGArch, body=body, head=classifier, stages=vgg_stages)
