@@ -46,12 +46,16 @@ def test_run_writes_config_history_logs_weights_and_metrics(lenet_run):
 
     rows = list(csv.DictReader((out / "history.csv").open()))
     assert [int(r["epoch"]) for r in rows] == [1] and int(rows[0]["step"]) == 12
-    assert {"loss", "accuracy", "top5", "lr", "images_per_s", "train_time_s"} <= set(rows[0])
+    assert {"loss", "accuracy", "top5", "lr", "images_per_s", "train_time_s", "val_loss", "val_accuracy"} <= set(
+        rows[0])  # every recipe validates, on the holdout (600 of the sample's 6000 training images)
     assert 0.0 < float(rows[0]["accuracy"]) <= 1.0 and float(rows[0]["images_per_s"]) > 0
+    assert float(rows[0]["val_accuracy"]) == pytest.approx(result.best_val_accuracy, abs=1e-6)
     if importlib.util.find_spec("tensorboard"):
-        assert list((out / "tensorboard").rglob("events.out.tfevents.*"))
-    assert (out / "model.weights.h5").is_file()
-    assert not list((out / "checkpoint").glob("*.weights.h5"))  # checkpoint weights go once the run is finished
+        for side in ("train", "validation"):  # Keras' callback writes both sides, side by side
+            assert list((out / "tensorboard" / side).glob("events.out.tfevents.*")), side
+    assert (out / "model.weights.h5").is_file() and (out / "best.weights.h5").is_file()
+    assert not (out / "checkpoints").exists() and not (out / "checkpoint").exists()  # gone once finished
+    assert (config["train_split"], config["validation_split"], config["holdout"]) == ("train", "validation", 600)
 
     metrics = json.loads((out / "metrics.json").read_text())
     [record] = results.load(store=store)
@@ -62,19 +66,22 @@ def test_run_writes_config_history_logs_weights_and_metrics(lenet_run):
     assert (record["params"], record["macs"], record["image_size"]) == (61706, 416520, 32)
     assert record["test_accuracy"] == result.test_accuracy and 0.1 < record["test_accuracy"] <= 1.0
     assert record["test_top5"] >= record["test_accuracy"]
-    assert record["best_val_accuracy"] is None  # lenet_fmnist holds out no validation images
+    assert record["best_val_accuracy"] == result.best_val_accuracy and record["best_epoch"] == 1
+    assert record["complete"] is False  # 12 steps of the 840 lenet_fmnist takes on the sample
+    assert record["train_split"] == "train" and record["warnings"] is None  # LeNet-5 has no BatchNorm
     assert record["strategy"] == "default" and record["precision"] == "float32" and record["xla"] is False
     assert record["wall_time_s"] > 0 and record["train_images_per_s"] > 0
 
 
 def test_eval_of_the_saved_weights_reproduces_the_run(lenet_run, capsys):
     result, out, _ = lenet_run
-    scores = zoo.evaluate("lenet5", out / "model.weights.h5")
+    scores = zoo.evaluate("lenet5", out / "best.weights.h5")
     assert (scores.dataset, scores.split, scores.examples) == ("fashion_mnist_sample", "test", 1000)
     assert scores.top1 == pytest.approx(result.test_accuracy, abs=1e-6)
     assert scores.loss == pytest.approx(result.test_loss, rel=1e-5)
-    code, text, _ = zoo_cli(capsys, "eval", "lenet5", "--weights", out / "model.weights.h5")
+    code, text, _ = zoo_cli(capsys, "eval", "lenet5", "--weights", out)  # the run folder: its best checkpoint
     assert code == 0 and f"top-1 {100 * result.test_accuracy:.2f}%" in text
+    assert f"{out / 'best.weights.h5'}" in text and "the best-validation checkpoint: epoch 1 of 1" in text
 
 
 def test_output_dir_with_another_run_is_refused(lenet_run, capsys):
@@ -120,9 +127,10 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, cap
                            "--no-xla", "--output", out, "--results", tmp_path / "results")
     assert code == 3
     assert "training diverged: loss" in err and "at epoch 2, step 2" in err
-    assert f"the last good checkpoint (epoch 1) is kept in {out / 'checkpoint'}" in err
-    state = json.loads((out / "checkpoint" / "state.json").read_text())
-    assert state["epoch"] == 1 and (out / "checkpoint" / state["weights"]).is_file()
+    assert f"--resume --output {out} --lr X" in err  # which checkpoint is good: tests/test_faults.py
+    state = json.loads((out / "checkpoints" / "state.json").read_text())
+    assert state["epoch"] == 1 and (out / "checkpoints" / state["weights"]).is_file()
+    assert (out / "checkpoints" / state["best_weights"]).is_file()
     assert not (out / "metrics.json").exists() and not (tmp_path / "results").exists()
 
 
@@ -134,7 +142,7 @@ def test_resume_after_sigkill(tmp_path):
                "--no-xla", "--output", str(out), "--results", str(tmp_path / "results")]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    state_path = out / "checkpoint" / "state.json"
+    state_path = out / "checkpoints" / "state.json"
     first_log = []
     for line in first.stdout:  # the first epoch's line is printed once its checkpoint is committed
         first_log.append(line)
@@ -198,3 +206,178 @@ def test_googlenet_trains_its_auxiliary_heads_and_drops_them(tmp_path):
         zoo.build("googlenet", input_shape=(65, 65, 3), classes=10))
     scores = zoo.evaluate("googlenet", tmp_path / "run" / "model.weights.h5")
     assert scores.top1 == pytest.approx(result.test_accuracy, abs=1e-6)
+
+
+def named_files_exist(checkpoints: Path) -> list[str]:
+    """The files every state in a checkpoints folder names that are missing (none, always)."""
+    missing = []
+    for state_file in [checkpoints / "state.json", *checkpoints.glob("epoch-*.json")]:
+        state = json.loads(state_file.read_text())
+        for key in ("weights", "best_weights"):
+            if state.get(key) and not (checkpoints / state[key]).is_file():
+                missing.append(f"{state_file.name}: {state[key]}")
+    return missing
+
+
+def test_best_checkpoint_is_chosen_by_validation_accuracy_and_survives_a_resume(tmp_path, monkeypatch):
+    """Validation accuracies 0.5, 0.9, 0.7 (scripted into the epoch records): epoch 2 is the best. The run is
+    interrupted after epoch 2, its checkpoints moved to the older layout's checkpoint/ folder, and resumed: the
+    best epoch's weights then come back from their checkpoint file, are saved as best.weights.h5 and are the
+    ones the test split measures; model.weights.h5 holds epoch 3's. Every file a state names exists throughout."""
+    from zoo.errors import Interrupted
+    from zoo.training.callbacks import EpochRecorder, StepMonitor
+
+    scripted = {1: 0.5, 2: 0.9, 3: 0.7}
+    original_end, original_begin = EpochRecorder.on_epoch_end, StepMonitor.on_epoch_begin
+
+    def scripted_end(self, epoch, logs=None):
+        return original_end(self, epoch, {**(logs or {}), "val_accuracy": scripted[epoch + 1]})
+
+    def stop_before_epoch_3(self, epoch, logs=None):
+        if epoch == 2:
+            raise Interrupted("stopped by the test", signal.SIGTERM)
+        return original_begin(self, epoch, logs)
+
+    monkeypatch.setattr(EpochRecorder, "on_epoch_end", scripted_end)
+    monkeypatch.setattr(StepMonitor, "on_epoch_begin", stop_before_epoch_3)
+    out, store = tmp_path / "run", tmp_path / "results"
+    options = dict(epochs=3, steps_per_epoch=4, output=out, results=store, xla=False)
+    with pytest.raises(Interrupted):
+        zoo.train("lenet5", verbose=False, **options)
+    state = json.loads((out / "checkpoints" / "state.json").read_text())
+    assert (state["epoch"], state["best_epoch"], state["best_weights"]) == (2, 2, "best-epoch-0002.weights.h5")
+    assert not named_files_exist(out / "checkpoints")
+    assert sorted(p.name for p in (out / "checkpoints").glob("*.weights.h5")) == [
+        "best-epoch-0001.weights.h5", "best-epoch-0002.weights.h5", "epoch-0001.weights.h5",
+        "epoch-0002.weights.h5"]  # epoch 1's state still names its own best file: a fallback keeps it
+
+    (out / "checkpoints").rename(out / "checkpoint")  # the older layout
+    monkeypatch.setattr(StepMonitor, "on_epoch_begin", original_begin)
+    lines = []
+    result = zoo.train("lenet5", resume=True, echo=lines.append, **options)
+    assert any("is now" in line and "checkpoints" in line for line in lines), lines
+    assert (result.record["best_epoch"], result.best_val_accuracy) == (2, 0.9)
+    assert [float(r["val_accuracy"]) for r in csv.DictReader((out / "history.csv").open())] == [0.5, 0.9, 0.7]
+    assert not (out / "checkpoints").exists() and not (out / "checkpoint").exists()
+    best = zoo.evaluate("lenet5", out / "best.weights.h5")
+    last = zoo.evaluate("lenet5", out / "model.weights.h5")
+    assert best.top1 == pytest.approx(result.test_accuracy, abs=1e-6)
+    assert best.loss == pytest.approx(result.test_loss, rel=1e-5)
+    assert last.loss != pytest.approx(best.loss, rel=1e-4)  # epoch 3's weights are not epoch 2's
+    assert "best-validation epoch 2" in "\n".join(lines)
+
+
+def test_hparams_and_test_scores_are_in_the_event_files(lenet_run):
+    """TensorBoard's HParams plugin finds the run as a session with its hyperparameters and the metrics to
+    compare runs by (validation and train scalars, the test accuracy written at the end)."""
+    pytest.importorskip("tensorboard")
+    import tensorflow as tf
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    result, out, _ = lenet_run
+    plugin, scalars = [], {}
+    for path in (out / "tensorboard").glob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                if value.metadata.plugin_data.plugin_name == "hparams":
+                    plugin.append(plugin_data_pb2.HParamsPluginData.FromString(value.metadata.plugin_data.content))
+                elif value.HasField("tensor"):
+                    scalars[value.tag] = float(tf.make_ndarray(value.tensor))
+    [session] = [p.session_start_info for p in plugin if p.HasField("session_start_info")]
+    [experiment] = [p.experiment for p in plugin if p.HasField("experiment")]
+    assert session.hparams["model"].string_value == "lenet5"
+    assert session.hparams["recipe"].string_value == "lenet_fmnist"
+    assert session.hparams["lr"].number_value == pytest.approx(result.record["lr"])
+    assert session.hparams["batch_size"].number_value == 128 and session.group_name == result.run_id
+    metrics = {(m.name.group, m.name.tag) for m in experiment.metric_infos}
+    assert {("validation", "epoch_accuracy"), ("train", "epoch_accuracy"), ("", "test_accuracy")} <= metrics
+    assert scalars["test_accuracy"] == pytest.approx(result.test_accuracy, abs=1e-6)
+
+
+def test_a_batchnorm_net_at_chance_on_test_gets_a_warning():
+    import keras
+
+    from zoo.training.config import resolve
+    from zoo.training.run import unsettled_batchnorm
+    from zoo.training.state import RunState
+
+    config = resolve("resnet20", "fashion_mnist_sample", max_steps=46)
+    inputs = keras.Input((8, 8, 1))
+    with_bn = keras.Model(inputs, keras.layers.BatchNormalization()(keras.layers.Conv2D(2, 3)(inputs)))
+    without = keras.Model(inputs, keras.layers.Conv2D(2, 3)(inputs))
+    state = RunState(epoch=1, step=46, history=[{"accuracy": 0.45}])
+    [warning] = unsettled_batchnorm(with_bn, config, state, 0.1)
+    assert warning.startswith("test accuracy 10.00% is chance (1 in 10) while training accuracy is 45.00%")
+    assert "after 46 steps (momentum 0.99)" in warning
+    assert unsettled_batchnorm(with_bn, config, state, 0.62) == []  # settled enough
+    assert unsettled_batchnorm(without, config, state, 0.1) == []  # no BatchNorm: something else is wrong
+    assert unsettled_batchnorm(with_bn, config, RunState(history=[{"accuracy": 0.2}]), 0.1) == []  # not learning
+
+
+def test_a_run_shorter_than_its_recipe_is_partial():
+    from zoo.training import config as C
+
+    full = C.resolve("lenet5")
+    assert C.recipe_steps(full) == full.total_steps == 20 * (5400 // 128)
+    assert C.recipe_steps(C.resolve("lenet5", batch_size=256)) == 20 * (5400 // 256)  # the recipe's epochs
+    for short in (dict(epochs=1), dict(max_steps=100), dict(steps_per_epoch=10)):
+        config = C.resolve("lenet5", **short)
+        assert config.total_steps < C.recipe_steps(config), short
+    assert C.resolve("lenet5", epochs=25).total_steps > C.recipe_steps(C.resolve("lenet5", epochs=25))
+
+
+def test_progress_in_a_pipe_is_a_line_every_interval():
+    from zoo.training.callbacks import Progress, StepMonitor
+    from zoo.training.state import RunState
+
+    state, lines = RunState(), []
+    monitor = StepMonitor(state, steps_per_epoch=10, total_steps=20, batch_size=32)
+    progress = Progress(state, monitor, total_epochs=2, echo=lines.append, interval=0.0)
+    monitor.on_epoch_begin(0)
+    progress.on_train_begin()
+    for batch in range(2):
+        monitor.epoch_steps = batch + 1
+        progress.on_train_batch_end(batch, {"loss": 1.5, "accuracy": 0.25})
+    assert len(lines) == 2 and lines[1].startswith("  epoch 1 step 2/10  loss 1.5000  acc 0.2500")
+    assert "img/s  ETA" in lines[1]
+
+
+def run_on_a_terminal(tmp_path: Path) -> str:
+    """What `zoo train` prints with stdout and stderr a pseudo-terminal."""
+    import pty
+
+    command = [sys.executable, str(ROOT / "cli.py"), "train", "lenet5", *TINY, "--output", str(tmp_path / "tty")]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TERM": "xterm", "COLUMNS": "160"}
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(command, stdout=follower, stderr=follower, env=env)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the child closed its side
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    assert proc.wait(timeout=300) == 0, b"".join(chunks).decode(errors="replace")
+    os.close(leader)
+    return b"".join(chunks).decode(errors="replace")
+
+
+TINY = ["--steps-per-epoch", "5", "--max-steps", "10", "--no-xla", "--no-record"]
+
+
+def test_progress_bar_on_a_terminal_and_plain_lines_in_a_pipe(tmp_path, capsys):
+    import re
+
+    raw = run_on_a_terminal(tmp_path)
+    shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", raw)  # colours and cursor moves out
+    assert re.search(r"\d+/5 steps", shown), shown  # the bar: steps of the epoch, then of the validation pass
+    assert "\x1b[" in raw and "\r" in raw  # redrawn in place
+    assert re.search(r"epoch 1/2 +loss \d", shown) and "run ETA" in shown and "validation" in shown
+    code, piped, err = zoo_cli(capsys, "train", "lenet5", *TINY, "--output", tmp_path / "pipe")  # not a terminal
+    assert code == 0, err
+    assert "\x1b[" not in piped and "\r" not in piped and "/5 steps" not in piped
+    assert [line.split()[:2] for line in piped.splitlines() if line.startswith("epoch ")] == [
+        ["epoch", "1/2"], ["epoch", "2/2"]]

@@ -21,6 +21,7 @@ import importlib.util
 import math
 import signal
 import socket
+import sys
 import threading
 import time
 import warnings
@@ -35,7 +36,7 @@ from ..io import WriteError, quiet_stderr, write_json_atomic
 from ..registry import Spec, get_spec
 from ..results import RunRecord
 from . import config as config_module
-from .callbacks import EpochRecorder, Progress, RunState, StepMonitor
+from .callbacks import EpochRecorder, Progress, RunState, StepMonitor, write_hparams, write_test_scalars
 from .config import Run, RunConfig, TrainError
 from .options import REPLACE, RunOptions
 from .rundir import Checkpoint, RunDir, default_run_path, latest_run_path, new_run_id
@@ -278,13 +279,14 @@ def _interrupted_line(signum: int, run_dir: Optional[RunDir]) -> str:
 
 def train(name: str, options: Optional[RunOptions] = None, *, output=None, resume: bool = False, results=None,
           record: bool = True, verbose: bool = True, echo: Optional[Callable[[str], None]] = None,
-          force: bool = False, **given) -> RunResult:
+          force: bool = False, live: Optional[bool] = None, **given) -> RunResult:
     """Train registry model `name` with its recipe on its dataset; `options` (a RunOptions) and/or keywords
     (any RunOptions field: dataset=, recipe=, epochs=, batch_size=, lr=, ...; None: the recipe's / the measured
     default) override them. Returns a RunResult; writes the run folder (`output`, default runs/<run id>) and,
     with `record`, a record in the results store (`results`, else $ZOO_RESULTS_DIR, else ~/.zoo/results).
     `resume`: continue the interrupted run in `output` (a finished one whose record is missing from the store
-    gets it). `force`: write into an `output` folder that holds files but no run.
+    gets it). `force`: write into an `output` folder that holds files but no run. `live`: a progress bar inside
+    each epoch (None: when stdout is a terminal; otherwise a status line every 30 s, through `echo`).
 
     The folder is the run's alone while it trains (an OS lock: another process gets a LockedError naming this
     one); SIGTERM and SIGINT raise zoo.errors.Interrupted, the last checkpoint kept."""
@@ -298,12 +300,21 @@ def train(name: str, options: Optional[RunOptions] = None, *, output=None, resum
         try:
             if opened.finished is not None:
                 return _record_finished(opened, results if record else False, say, verbose, echo)
-            return _train(opened, flag, process_start, results if record else False, verbose, echo, say)
+            live = verbose and (_is_terminal() if live is None else live)
+            return _train(opened, flag, process_start, results if record else False, verbose, echo, say, live)
         finally:
             opened.run_dir.unlock()
 
 
-def _train(opened: Opened, flag: SignalFlag, process_start: float, store, verbose: bool, echo, say) -> RunResult:
+def _is_terminal() -> bool:
+    """Whether stdout is a terminal a progress bar can redraw (not a pipe, a log file or a dumb terminal)."""
+    import os
+
+    return sys.stdout.isatty() and os.environ.get("TERM", "") not in ("", "dumb")
+
+
+def _train(opened: Opened, flag: SignalFlag, process_start: float, store, verbose: bool, echo, say,
+           live: bool = False) -> RunResult:
     """The run proper, in its opened (and, single-process, locked) folder."""
     import keras
     from . import devices, inputs
@@ -327,12 +338,17 @@ def _train(opened: Opened, flag: SignalFlag, process_start: float, store, verbos
     data_seed = epoch_seed(config.seed, state.epoch)
     keras.utils.set_random_seed(data_seed)  # dropout and other in-model randomness from here on
     train_data = inputs.train_stream(run, data_seed)
-    val_data = inputs.eval_stream(run, config.validation_split) if config.validation_split else None
+    val_data = _validation_stream(run) if config.validation_split else None
     if chief:
         write_json_atomic(run_dir.config_path, {**meta, **config.to_dict(), "output_dir": str(run_dir.path.resolve())})
     _announce(say, config, meta, run_dir, state, replicas, resume)
+    tensorboard = _tensorboard(run_dir, say) if chief else []
+    if tensorboard:
+        write_hparams(run_dir.tensorboard, hparams(config), meta["run_id"])
 
-    monitor = _fit(model, run, run_dir, state, train_data, val_data, verbose, echo, say, chief, flag.callback())
+    best = BestWeights(model)
+    monitor = _fit(model, run, run_dir, state, train_data, val_data, verbose, echo, chief, flag.callback(),
+                   tensorboard, best, live)
     flag.check()
     if monitor.diverged:
         good = _last_good_epoch(monitor.diverged, state, run, run_dir)
@@ -341,11 +357,19 @@ def _train(opened: Opened, flag: SignalFlag, process_start: float, store, verbos
             run_dir.mark_diverged(where)
         raise _diverged(where, state, run_dir)
 
-    final, test = _test(model, run, strategy_obj, flag)
+    final = _inference_model(model, run, strategy_obj)
+    if chief:  # the last epoch's weights, then the best validation epoch's, which the test split evaluates
+        _write_weights(run_dir, final, state, run_dir.weights_path)
+    if best.restore(run_dir, state) and chief:
+        _write_weights(run_dir, final, state, run_dir.best_weights_path)
+    flag.check()
+    test = _test(final, run, flag)
+    if tensorboard:
+        write_test_scalars(run_dir.tensorboard, test, state.step)
     wall = elapsed_before + (time.perf_counter() - process_start)
     run_record = _record(config, meta, run_dir, state, test, wall, final, strategy_obj, replicas)
     if chief:
-        _write_final(run_dir, final, state, run_record, store)
+        _write_final(run_dir, state, run_record, store)
     result = RunResult.of(run_record, output_dir=str(run_dir.path), wall_time_s=wall, history=state.history,
                           model=final, run=run)
     if verbose:
@@ -383,9 +407,42 @@ def _weights_bytes(model) -> int:
     return sum(int(np.prod(v.shape)) * np.dtype(str(v.dtype).replace("mixed_", "")).itemsize for v in variables)
 
 
-def _fit(model, run: Run, run_dir: RunDir, state: RunState, train_data, val_data, verbose: bool, echo, say,
-         chief: bool, stop_check) -> StepMonitor:
-    """model.fit from the state's epoch to the run's last step; the monitor says how it ended. A checkpoint that
+class BestWeights:
+    """The best validation epoch's weights. `view` shares the model's layers without its optimizer: what the best
+    checkpoint file holds. Kept in memory when that epoch trained in this process (so every worker of a cluster
+    restores the same weights, whoever wrote the file), else read back from its checkpoint file (an epoch before
+    a resumption)."""
+
+    def __init__(self, model):
+        import keras
+
+        self.model, self.values = model, None
+        self.view = keras.Model(model.inputs, model.outputs, name=model.name)
+
+    def keep(self) -> None:
+        self.values = self.view.get_weights()
+
+    def restore(self, run_dir: RunDir, state: RunState) -> bool:
+        """Put the best epoch's weights back into the model; False when the run did not validate."""
+        if state.best_epoch is None:
+            return False
+        if state.best_epoch == state.epoch:
+            return True  # the last epoch is the best: its weights are the model's
+        if self.values is not None:
+            self.view.set_weights(self.values)
+            return True
+        path = run_dir.best_checkpoint(state.best_epoch)
+        if not path.is_file():
+            raise TrainError(f"the best-validation checkpoint of epoch {state.best_epoch}, {path}, is missing; "
+                             f"the last epoch's weights are in {run_dir.weights_path}")
+        self.view.load_weights(path)
+        return True
+
+
+def _fit(model, run: Run, run_dir: RunDir, state: RunState, train_data, val_data, verbose: bool, echo, chief: bool,
+         stop_check, tensorboard: list, best: BestWeights, live: bool = False) -> StepMonitor:
+    """model.fit from the state's epoch to the run's last step; the monitor says how it ended. Each epoch that
+    improves the validation accuracy is kept (`best`) and checkpointed beside the epoch's own. A checkpoint that
     cannot be written (full disk) stops the run with one line, the previous checkpoint kept."""
     config = run.config
     total_epochs = math.ceil(config.total_steps / config.steps_per_epoch)
@@ -394,22 +451,42 @@ def _fit(model, run: Run, run_dir: RunDir, state: RunState, train_data, val_data
 
     def save():
         needed = max(run_dir.newest_checkpoint_bytes() or 0, _weights_bytes(model))
+        improved = best.view if state.best_epoch == state.epoch else None
         try:
-            run_dir.save_checkpoint(model, state, needed=needed)
+            run_dir.save_checkpoint(model, state, needed=needed, best=improved)
         except WriteError as e:
             raise WriteError(f"{e}; {_kept(kept['epoch'], run_dir)}") from None
         kept["epoch"] = state.epoch
 
-    callbacks = [monitor, EpochRecorder(state, monitor, save if chief else None), stop_check]
-    if verbose:
-        callbacks.append(Progress(state, monitor, total_epochs, echo))
-    if chief:
-        callbacks += _tensorboard(run_dir, say)
-    if state.step < config.total_steps:
-        model.fit(train_data, epochs=total_epochs, initial_epoch=state.epoch, steps_per_epoch=config.steps_per_epoch,
-                  validation_data=val_data, callbacks=callbacks, verbose=0,
-                  shuffle=False)  # the stream is shuffled already
+    callbacks = [monitor, EpochRecorder(state, monitor, save if chief else None, on_best=best.keep), stop_check]
+    validation_steps = -(-run.data.num_examples.get(config.validation_split, 0) // config.batch_size) or None
+    progress = (Progress(state, monitor, total_epochs, echo, live=live, validation_steps=validation_steps)
+                if verbose else None)
+    callbacks += ([progress] if progress else []) + tensorboard
+    try:
+        if state.step < config.total_steps:
+            model.fit(train_data, epochs=total_epochs, initial_epoch=state.epoch,
+                      steps_per_epoch=config.steps_per_epoch, validation_data=val_data, callbacks=callbacks,
+                      verbose=0, shuffle=False)  # the stream is shuffled already
+    finally:
+        if progress:
+            progress.close()  # the terminal's bar goes, however fit ended
     return monitor
+
+
+def _validation_stream(run: Run):
+    """The validation pass of the model being trained (fit validates that one): the evaluation stream of the
+    validation split, its labels once per output when the recipe trains auxiliary heads."""
+    from . import inputs, setup
+
+    stream = inputs.eval_stream(run, run.config.validation_split)
+    if not setup.uses_aux(run.recipe):
+        return stream
+    if inputs.input_path() == "numpy":  # a zoo.data.arrays.ArrayBatches: its targets shape the labels
+        one = stream.targets
+        stream.targets = (lambda y: (one(y),) * 3) if one else (lambda y: (y, y, y))
+        return stream
+    return stream.map(lambda x, y: (x, (y, y, y)))
 
 
 def _kept(epoch: int, run_dir: RunDir) -> str:
@@ -511,9 +588,10 @@ def _tensorboard(run_dir: RunDir, say) -> list:
                                         profile_batch=0)]
 
 
-def _test(model, run: Run, strategy_obj, flag: SignalFlag):
-    """The model as it is saved and evaluated (GoogLeNet without its auxiliary heads) and its test scores."""
-    from . import devices, inputs, setup
+def _inference_model(model, run: Run, strategy_obj):
+    """The model as it is saved and evaluated (GoogLeNet without its auxiliary heads; its layers are the
+    trained model's, so restoring weights into one restores the other)."""
+    from . import devices, setup
 
     config, rec = run.config, run.recipe
     with strategy_obj.scope():
@@ -521,19 +599,34 @@ def _test(model, run: Run, strategy_obj, flag: SignalFlag):
         if final is not model:
             setup.compile_model(final, config, rec, training=False)
             devices.patch_multi_worker_build(final, strategy_obj)
+    return final
+
+
+def _test(final, run: Run, flag: SignalFlag) -> dict:
+    """The test scores: the one pass over the evaluation split, at the end of the run."""
+    from . import inputs
+
     stop_check = keras_callback(on_test_batch_end=flag.check)
-    test = final.evaluate(inputs.eval_stream(run, config.eval_split), verbose=0, return_dict=True,
+    test = final.evaluate(inputs.eval_stream(run, run.config.eval_split), verbose=0, return_dict=True,
                           callbacks=[stop_check])
     flag.check()
-    return final, test
+    return test
 
 
-def _write_final(run_dir: RunDir, final, state: RunState, record: RunRecord, store) -> None:
-    """Final weights and history, the results record (unless `store` is False), then metrics.json (last: it
-    marks the run finished), then the checkpoint's weights go. A record that cannot be written stops here, loud,
-    with the checkpoint kept: `--resume` evaluates again and writes it."""
+def _write_weights(run_dir: RunDir, final, state: RunState, path: Path) -> None:
+    """model.weights.h5 or best.weights.h5, atomically; a full disk is one line, the checkpoint kept."""
     try:
-        run_dir.write_weights(final, needed=max(run_dir.newest_checkpoint_bytes() or 0, _weights_bytes(final)))
+        run_dir.write_weights(final, needed=max(run_dir.newest_checkpoint_bytes() or 0, _weights_bytes(final)),
+                              path=path)
+    except WriteError as e:
+        raise WriteError(f"{e}; {_kept(state.epoch, run_dir)}") from None
+
+
+def _write_final(run_dir: RunDir, state: RunState, record: RunRecord, store) -> None:
+    """History, the results record (unless `store` is False), then metrics.json (last: it marks the run
+    finished), then the checkpoints go (the weights files are written already). A record that cannot be written
+    stops here, loud, with the checkpoints kept: `--resume` evaluates again and writes it."""
+    try:
         run_dir.write_history(state.history)
     except WriteError as e:
         raise WriteError(f"{e}; {_kept(state.epoch, run_dir)}") from None
@@ -545,7 +638,20 @@ def _write_final(run_dir: RunDir, final, state: RunState, record: RunRecord, sto
                              f"is kept: make the store writable (--results, $ZOO_RESULTS_DIR) and add it with "
                              f"--resume --output {run_dir.path}") from None
     write_json_atomic(run_dir.metrics_path, record.to_dict())
-    run_dir.remove_checkpoint_weights()
+    run_dir.remove_checkpoints()
+
+
+def hparams(config: RunConfig) -> dict:
+    """What runs are compared by in TensorBoard's HParams view: the model, data and recipe, and the numbers that
+    differ between runs of them."""
+    recipe = config.recipe_details
+    return {"model": config.model, "dataset": config.dataset, "recipe": config.recipe,
+            "train_split": config.train_split, "train_examples": config.train_examples,
+            "epochs": float(config.epochs), "steps": config.total_steps, "batch_size": config.batch_size,
+            "lr": float(config.lr), "optimizer": recipe.get("optimizer"),
+            "schedule": (recipe.get("schedule") or {}).get("type"), "weight_decay": float(config.weight_decay),
+            "augment": recipe.get("augment"), "label_smoothing": float(recipe.get("label_smoothing", 0.0)),
+            "image_size": config.image_size, "precision": config.precision, "seed": config.seed}
 
 
 def _announce(say, config: RunConfig, meta: dict, run_dir: RunDir, state: RunState, replicas: int, resume: bool):
@@ -556,8 +662,14 @@ def _announce(say, config: RunConfig, meta: dict, run_dir: RunDir, state: RunSta
         f"{f' over {replicas} replicas' if replicas > 1 else ''}; lr {config.lr:.4g} ({config.lr_rule}); "
         f"weight decay {config.weight_decay:g} ({config.weight_decay_mode}); {config.precision}"
         f"{', XLA' if config.xla else ''}; seed {config.seed}")
+    if config.validation_split:
+        held = f"{config.holdout:,} held-out training images" if config.holdout else f"the {config.validation_split} split"
+        say(f"  validation every epoch on {held}; the best epoch's weights are kept and tested once, at the end")
     for note in config.notes:
         say(f"  note: {note}")
+    if run_dir.renamed_legacy:
+        say(f"  note: the older layout's {run_dir.path / 'checkpoint'}/ is now {run_dir.checkpoint_dir}/ (TensorFlow "
+            f"reads a file named checkpoint as its own)")
     if resume and state.epoch:
         say(f"  from the checkpoint of epoch {state.epoch} (step {state.step:,})")
     elif resume:  # after a divergence whose only checkpoints already held the diverging update
@@ -574,6 +686,7 @@ def _record(config: RunConfig, meta: dict, run_dir: RunDir, state: RunState, tes
     import zoo
     from . import devices
 
+    complete = state.step >= config_module.recipe_steps(config)
     return RunRecord(
         run_id=meta["run_id"], model=config.model, dataset=config.dataset, recipe=config.recipe,
         epochs=round(state.step / config.steps_per_epoch, 4), steps=state.step,
@@ -590,18 +703,46 @@ def _record(config: RunConfig, meta: dict, run_dir: RunDir, state: RunState, tes
         finished=datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         zoo_version=zoo.__version__, tf_version=backend.versions()["tensorflow"], keras_version=keras.__version__,
         hostname=socket.gethostname(), output_dir=str(run_dir.path.resolve()), status="finished",
-        eval_split=config.eval_split, train_split=config.train_split, notes=list(config.notes) or None)
+        eval_split=config.eval_split, train_split=config.train_split, notes=list(config.notes) or None,
+        complete=complete, best_epoch=state.best_epoch,
+        warnings=unsettled_batchnorm(model, config, state, float(test["accuracy"])) or None)
+
+
+def unsettled_batchnorm(model, config: RunConfig, state: RunState, test_accuracy: float) -> list[str]:
+    """A warning when BatchNorm's moving statistics plainly have not settled: the model has BatchNorm, its test
+    accuracy is at chance (under 1.5/classes) while its training accuracy is not (over 3/classes). Evaluation
+    uses the moving averages, which a run of few steps has barely moved from their start (momentum 0.99: about
+    460 steps to forget 99% of it); training uses each batch's own statistics."""
+    import keras
+
+    norms = [layer for layer in model._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)]
+    train_accuracy = (state.history[-1].get("accuracy") if state.history else None)
+    chance = 1.0 / config.classes
+    if not norms or train_accuracy is None or not (test_accuracy < 1.5 * chance and train_accuracy > 3 * chance):
+        return []
+    momentum = norms[0].momentum
+    return [f"test accuracy {100 * test_accuracy:.2f}% is chance (1 in {config.classes}) while training accuracy "
+            f"is {100 * train_accuracy:.2f}%: BatchNorm's moving statistics have not settled after {state.step:,} "
+            f"steps (momentum {momentum:g}); train longer (the recipe's full length) before trusting this number"]
 
 
 def summary_lines(result: RunResult) -> list[str]:
     """The one-screen summary: test accuracy beside the paper's number for the same model and dataset."""
     r = result.record
-    lines = ["", f"{result.model_name} on {result.dataset} ({result.recipe}): finished",
+    status = "finished"
+    if r.get("complete") is False:
+        planned = config_module.recipe_steps(result.run.config) if result.run else None
+        status += (f", partial: {result.steps:,} of the {planned:,} steps its recipe takes" if planned else
+                   ", partial: shorter than its recipe") + " (left out of zoo table results and zoo plot)"
+    tested = (f"best-validation epoch {r['best_epoch']}" if r.get("best_epoch") else "last epoch")
+    lines = ["", f"{result.model_name} on {result.dataset} ({result.recipe}): {status}",
              f"  test accuracy   {100 * result.test_accuracy:.2f}%"
              + (f"   top-5 {100 * result.test_top5:.2f}%" if result.test_top5 is not None else "")
-             + f"   loss {result.test_loss:.4f}   ({r.get('eval_split', 'test')} split)"]
+             + f"   loss {result.test_loss:.4f}   ({r.get('eval_split', 'test')} split, {tested})"]
     if result.best_val_accuracy is not None:
-        lines.append(f"  best val acc    {100 * result.best_val_accuracy:.2f}%")
+        lines.append(f"  best val acc    {100 * result.best_val_accuracy:.2f}% (epoch {r.get('best_epoch')}; its "
+                     f"weights are best.weights.h5, the last epoch's model.weights.h5)")
+    lines += [f"  warning         {warning}" for warning in r.get("warnings") or []]
     papers = published(result.run.spec if result.run else result.model_name, result.dataset)
     if papers:
         for p in papers:

@@ -4,13 +4,21 @@
                        it names that process ("pid N since T"); the kernel drops it when the process dies
     config.json        the resolved configuration (written when the run starts)
     history.csv        one row per finished epoch (rewritten whole, atomically, with each checkpoint)
-    tensorboard/       Keras TensorBoard logs
-    checkpoint/        the last two checkpoints: epoch-NNNN.weights.h5 (model + optimizer state) beside
-                       epoch-NNNN.json (epoch, step, history, clocks), and state.json, the commit point: a copy of
-                       the newest epoch's, written only once its weights file is complete
+    tensorboard/       TensorBoard logs: train/ and validation/ scalars side by side, the run's hyperparameters
+                       (HParams) and its test scores, so runs under one --logdir compare
+    checkpoints/       while it trains, the last two checkpoints: epoch-NNNN.weights.h5 (model + optimizer
+                       state) beside epoch-NNNN.json (epoch, step, history, clocks, the best checkpoint's file),
+                       best-epoch-NNNN.weights.h5 (the weights of the best validation accuracy so far, no
+                       optimizer), and state.json, the commit point: a copy of the newest epoch's, written only
+                       once the files it names are complete. Gone once the run is finished (state.json first,
+                       so it never names a missing file). Runs of the older layout kept them in checkpoint/, the
+                       name of TensorFlow's checkpoint-state file (TensorBoard failed on it); the next process
+                       that takes the folder renames it.
     diverged.json      where the loss became NaN/inf and the last good checkpoint (until a resumed run, which may
                        change --lr, commits a checkpoint of its own)
-    model.weights.h5   the final weights, for `zoo eval --weights` (written at the end)
+    model.weights.h5   the last epoch's weights (written at the end)
+    best.weights.h5    the best validation epoch's weights, which the test split evaluated (written at the end,
+                       when the run validated): what `zoo eval --weights RUN_DIR` loads
     metrics.json       the final record, written after the results store's copy: its presence means finished
 
 Every file is written through zoo.io: a temporary file beside it, fsync, rename; what a killed writer leaves
@@ -29,10 +37,11 @@ from pathlib import Path
 from typing import Optional
 
 from ..io import FolderLock, PARTIAL_PREFIX, atomic_path, remove_partials, write_json_atomic, write_text_atomic
-from .callbacks import RunState
+from .state import RunState
 from .config import RunConfig, TrainError
 
-__all__ = ["RunDir", "Checkpoint", "default_run_path", "latest_run_path", "new_run_id", "KEEP_CHECKPOINTS"]
+__all__ = ["RunDir", "Checkpoint", "default_run_path", "latest_run_path", "new_run_id", "KEEP_CHECKPOINTS",
+           "CHECKPOINTS", "LEGACY_CHECKPOINTS", "checkpoint_folder", "checkpoint_state"]
 
 KEEP_CHECKPOINTS = 2  # the newest may be cut short by a crash of the disk or the machine; the one before survives
 
@@ -51,20 +60,45 @@ def default_run_path(run_id: str, root: str | os.PathLike = "runs") -> Path:
     return path
 
 
+CHECKPOINTS, LEGACY_CHECKPOINTS = "checkpoints", "checkpoint"  # the folder's name; the older layout's
+
+
+def checkpoint_folder(run_path: str | os.PathLike) -> Path:
+    """The folder of a run's checkpoints: checkpoints/, or checkpoint/ in a run of the older layout not yet
+    renamed."""
+    path = Path(run_path)
+    new, legacy = path / CHECKPOINTS, path / LEGACY_CHECKPOINTS
+    return legacy if legacy.is_dir() and not new.is_dir() else new
+
+
+def checkpoint_state(run_path: str | os.PathLike) -> Optional[dict]:
+    """The committed state.json of a run folder's newest checkpoint, or None (no checkpoint, unreadable)."""
+    try:
+        return json.loads((checkpoint_folder(run_path) / "state.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
 def latest_run_path(model: str, dataset: str, root: str | os.PathLike = "runs") -> Optional[Path]:
     """The newest runs/<model>-<dataset>-* folder with a checkpoint (for --resume without --output)."""
-    candidates = sorted(Path(root).glob(f"{model}-{dataset}-*/checkpoint/state.json"))
+    candidates = sorted(path for folder in (CHECKPOINTS, LEGACY_CHECKPOINTS)
+                        for path in Path(root).glob(f"{model}-{dataset}-*/{folder}/state.json"))
     return candidates[-1].parent.parent if candidates else None
 
 
 class Checkpoint:
-    """One saved epoch: its state and its weights file (model + optimizer)."""
+    """One saved epoch: its state, its weights file (model + optimizer) and the best-validation weights file it
+    names (None: the run does not validate, or no epoch has yet)."""
 
-    def __init__(self, state: RunState, weights: Path):
-        self.state, self.weights = state, weights
+    def __init__(self, state: RunState, weights: Path, best: Optional[Path] = None):
+        self.state, self.weights, self.best = state, weights, best
 
     def __repr__(self) -> str:
         return f"Checkpoint(epoch {self.state.epoch}, {self.weights.name})"
+
+
+def _best_name(epoch: int) -> str:
+    return f"best-epoch-{epoch:04d}.weights.h5"
 
 
 def _epoch_of(state_file: Path) -> int:
@@ -78,13 +112,21 @@ class RunDir:
         self.config_path = self.path / "config.json"
         self.history_path = self.path / "history.csv"
         self.tensorboard = self.path / "tensorboard"
-        self.checkpoint_dir = self.path / "checkpoint"
-        self.state_path = self.checkpoint_dir / "state.json"
         self.weights_path = self.path / "model.weights.h5"
+        self.best_weights_path = self.path / "best.weights.h5"
         self.metrics_path = self.path / "metrics.json"
         self.diverged_path = self.path / "diverged.json"
         self._lock = FolderLock(self.path)
         self.created = False  # whether this process made the folder (it goes again if the run never started)
+        self.renamed_legacy = False  # whether lock() moved an older run's checkpoint/ to checkpoints/
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return checkpoint_folder(self.path)
+
+    @property
+    def state_path(self) -> Path:
+        return self.checkpoint_dir / "state.json"
 
     # -- who holds it -------------------------------------------------------------------------------------------
 
@@ -93,6 +135,10 @@ class RunDir:
         clear what killed writers left."""
         self.created = self.created or not self.path.exists()
         self._lock.acquire()
+        legacy = self.path / LEGACY_CHECKPOINTS
+        if legacy.is_dir() and not (self.path / CHECKPOINTS).exists():  # the older layout: one atomic rename
+            os.rename(legacy, self.path / CHECKPOINTS)
+            self.renamed_legacy = True
         remove_partials(self.path)
         remove_partials(self.checkpoint_dir)
 
@@ -195,22 +241,43 @@ class RunDir:
         files = sorted(self.checkpoint_dir.glob("epoch-[0-9]*.weights.h5")) if self.checkpoint_dir.is_dir() else []
         return files[-1].stat().st_size if files else None
 
-    def save_checkpoint(self, model, state: RunState, needed: Optional[int] = None) -> None:
+    def save_checkpoint(self, model, state: RunState, needed: Optional[int] = None, best=None) -> None:
         """Weights (with the optimizer's state) to a new file, its state beside it, then state.json naming it (the
         commit), then all but the newest KEEP_CHECKPOINTS go; history.csv follows the committed state. `needed`:
-        the bytes the weights will take, checked against the free space before HDF5 starts writing."""
+        the bytes the weights will take, checked against the free space before HDF5 starts writing. `best`: when
+        this epoch is the best so far, a model sharing the run's layers without its optimizer, saved first as
+        best-epoch-NNNN.weights.h5; every checkpoint's state names the best file of its time."""
+        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        if best is not None:
+            with atomic_path(self.checkpoint_dir / _best_name(state.epoch), needed=needed) as tmp:
+                best.save_weights(tmp)
         stem = f"epoch-{state.epoch:04d}"
         weights = self.checkpoint_dir / f"{stem}.weights.h5"
         with atomic_path(weights, needed=needed) as tmp:
             model.save_weights(tmp)
-        entry = {"weights": weights.name, **state.to_dict()}
+        entry = {"weights": weights.name, "best_weights": _best_name(state.best_epoch) if state.best_epoch else None,
+                 **state.to_dict()}
         write_json_atomic(self.checkpoint_dir / f"{stem}.json", entry)
         write_json_atomic(self.state_path, entry)
         # A checkpoint committed after a divergence supersedes it: the resumed run (its new --lr in config.json)
         # is past the last good point, and the diverged trajectory's later checkpoints go in the prune.
         self.clear_divergence()
         self._prune(keep=KEEP_CHECKPOINTS, newest=state.epoch)
+        self._prune_best()
         self.write_history(state.history)
+
+    def _prune_best(self) -> None:
+        """Best-weights files no kept checkpoint names go (a resumption may fall back to the previous checkpoint,
+        so its best file stays while it does)."""
+        named = set()
+        for path in [self.state_path] + self._epoch_states():
+            try:
+                named.add(json.loads(path.read_text()).get("best_weights"))
+            except (OSError, json.JSONDecodeError):
+                continue
+        for best in self.checkpoint_dir.glob("best-epoch-*.weights.h5"):
+            if best.name not in named:
+                best.unlink(missing_ok=True)
 
     def _prune(self, keep: int, newest: int) -> None:
         for later in self._epoch_states():  # from an abandoned trajectory (a diverged run resumed further back)
@@ -233,11 +300,12 @@ class RunDir:
                 data = json.loads(path.read_text())
             except (OSError, json.JSONDecodeError):
                 continue
-            name = data.pop("weights", None)
+            name, best = data.pop("weights", None), data.pop("best_weights", None)
             if not name or name in seen:
                 continue
             seen.add(name)
-            found.append(Checkpoint(RunState.from_dict(data), self.checkpoint_dir / name))
+            found.append(Checkpoint(RunState.from_dict(data), self.checkpoint_dir / name,
+                                    self.checkpoint_dir / best if best else None))
         found.sort(key=lambda c: c.state.epoch, reverse=True)
         if not found:
             raise TrainError(f"--resume: no readable checkpoint in {self.checkpoint_dir}; start the run again "
@@ -252,9 +320,25 @@ class RunDir:
         limit = (self.divergence() or {}).get("resume_from")
         return found if limit is None else [c for c in found if c.state.epoch <= limit]
 
-    def remove_checkpoint_weights(self) -> None:
-        for path in self.checkpoint_dir.glob("*.weights.h5"):
+    def best_checkpoint(self, epoch: int) -> Path:
+        """The best-validation weights file a checkpoint names for `epoch` (no optimizer state)."""
+        return self.checkpoint_dir / _best_name(epoch)
+
+    def remove_checkpoints(self) -> None:
+        """A finished run's checkpoints go: state.json first, then the epoch states, then the files they name, then
+        the folder; at no moment does a state name a missing file."""
+        folder = self.checkpoint_dir
+        if not folder.is_dir():
+            return
+        self.state_path.unlink(missing_ok=True)
+        for state_file in self._epoch_states():
+            state_file.unlink(missing_ok=True)
+        for path in folder.glob("*.weights.h5"):
             path.unlink(missing_ok=True)
+        try:
+            folder.rmdir()
+        except OSError:  # something else in it (a user's file): left as it is
+            pass
 
     def write_history(self, history: list[dict]) -> None:
         columns: list[str] = []
@@ -267,8 +351,29 @@ class RunDir:
             writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
         write_text_atomic(self.history_path, text.getvalue())
 
-    def write_weights(self, model, needed: Optional[int] = None) -> None:
-        """The final weights, atomically: an existing model.weights.h5 is replaced only by a complete one."""
-        with atomic_path(self.weights_path, needed=needed) as tmp:
+    def write_weights(self, model, needed: Optional[int] = None, path: Optional[Path] = None) -> None:
+        """The final weights, atomically: an existing model.weights.h5 (or `path`: best.weights.h5) is replaced
+        only by a complete one."""
+        with atomic_path(path or self.weights_path, needed=needed) as tmp:
             model.save_weights(tmp)
+
+    def eval_weights(self) -> tuple[Path, str]:
+        """The weights file `zoo eval --weights RUN_DIR` loads and why: the best validation epoch's, else (a run
+        that did not validate) the last; a folder without a finished run is a one-line error."""
+        record = {}
+        if self.metrics_path.is_file():
+            try:
+                record = json.loads(self.metrics_path.read_text())
+            except (OSError, json.JSONDecodeError):
+                record = {}
+        if self.best_weights_path.is_file():
+            epoch, accuracy = record.get("best_epoch"), record.get("best_val_accuracy")
+            detail = (f": epoch {epoch} of {record.get('epochs', 0):g}" if epoch else "") + (
+                f", validation accuracy {100 * accuracy:.2f}%" if accuracy is not None else "")
+            return self.best_weights_path, f"the best-validation checkpoint{detail}"
+        if self.weights_path.is_file():
+            return self.weights_path, "the last epoch's weights (the run did not validate)"
+        state = " (an interrupted run: continue it with zoo train --resume)" if self.has_checkpoint() else ""
+        raise TrainError(f"{self.path} holds no finished run's weights (no best.weights.h5 or model.weights.h5)"
+                         f"{state}")
 
