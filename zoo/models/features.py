@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass
-from typing import Callable, Optional, Sequence
+from collections.abc import Iterable, Mapping
+from numbers import Integral
+from typing import Callable, Sequence
 
 from ..archs import AlexNetArch, ConvLayer, DenseNetArch, GoogLeNetArch, LeNetArch, ResNetArch, VGGArch
 from ..errors import ZooError
@@ -203,12 +205,15 @@ def select(spec, out_indices=None) -> tuple[FeatureInfo, ...]:
         return stages
     count = len(stages)
     listing = f"the {count} feature stages of {spec.name} are {_describe(stages)}"
-    if isinstance(out_indices, (str, bytes)) or not isinstance(out_indices, Sequence) or not out_indices:
+    iterable = isinstance(out_indices, Iterable) and not isinstance(out_indices, (str, bytes, Mapping))
+    given = tuple(out_indices) if iterable else ()
+    if not given:
         raise FeaturesError(f"{spec.name}: out_indices must be a non-empty tuple of stage indices, got "
                             f"{out_indices!r}; {listing}")
-    wrong = [i for i in out_indices if isinstance(i, bool) or not isinstance(i, int)]
+    wrong = [i for i in given if isinstance(i, bool) or not isinstance(i, Integral)]
     if wrong:
         raise FeaturesError(f"{spec.name}: out_indices must be whole numbers, got {wrong[0]!r}; {listing}")
+    out_indices = tuple(int(i) for i in given)  # numpy integers too
     outside = [i for i in out_indices if not -count <= i < count]
     if outside:
         raise FeaturesError(f"{spec.name}: out_indices {tuple(outside)} out of range (0..{count - 1}, or "
