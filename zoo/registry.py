@@ -228,6 +228,17 @@ class Study(Strict):
     compare_with: dict[str, str] = Field(
         {}, description="model -> the registry variant whose published number on this dataset stands beside it "
                         "(labelled as such) when the model has none of its own")
+    seconds: dict[str, float] = Field(
+        {}, description="model -> the measured wall seconds of its run at epochs_scale 1 on `timed_on`: what "
+                        "`zoo reproduce` adds up into the plan's estimates and its ETA")
+    timed_on: Optional[str] = Field(None, description="where and how the `seconds` were measured")
+
+    @model_validator(mode="after")
+    def _timed_models(self):
+        unknown = sorted(set(self.seconds) - set(self.models))
+        if unknown:
+            raise ValueError(f"seconds: {', '.join(unknown)} not in the study's models")
+        return self
 
 
 class Facts(Strict):

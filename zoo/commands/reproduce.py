@@ -12,13 +12,16 @@ import click
 @click.option("--results", type=click.Path(file_okay=False),
               help="Results store (default $ZOO_RESULTS_DIR, else ~/.zoo/results).")
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Prepared datasets (default $ZOO_DATA_DIR).")
-@click.option("--dry-run", is_flag=True, help="Print the plan (done / record / resume / new) and stop.")
+@click.option("--dry-run", is_flag=True, help="Print the plan (done / record / resume / new) with each run's "
+              "estimated time and the study's ETA, and stop (no TensorFlow).")
 @click.option("-q", "--quiet", is_flag=True, help="Only each run's final summary.")
 def reproduce(study, families, budget, runs_root, results, data_dir, dry_run, quiet):
     """Train each variant of STUDY (e.g. fashion_mnist) with its registry recipe.
 
     Runs live in fixed folders, so an interrupted reproduction resumes where it stopped and finished runs are
-    skipped: a long table can be built in pieces. `zoo table results --dataset D` renders the outcome.
+    skipped: a long table can be built in pieces. Each run is announced as "run k of N" with the study's ETA
+    (the registry's timing estimates, rescaled once a run has finished on this machine). `zoo table results
+    --dataset D` renders the outcome.
     """
     from zoo.reproduce import reproduce as run_plan
 
