@@ -78,3 +78,91 @@ def test_digit_prototypes_are_distinct_bitmaps():
 def test_modern_lenet_layers():
     model = zoo.build("lenet5")
     assert [l.name for l in model.layers if l.weights] == ["conv1", "conv2", "fc1", "fc2", "predictions"]
+
+
+# -- eq. 9, the MAP criterion, and the paper's input scaling ------------------------------------------------------
+
+
+def map_by_hand(logits: np.ndarray, labels: np.ndarray, j: float):
+    """Eq. 9 and its gradient with respect to the logits z = -y, written out with numpy (float64)."""
+    z = logits.astype("float64")
+    y = -z
+    batch = len(labels)
+    penalties = np.exp(-y)  # e^-y_i
+    total = np.exp(-j) + penalties.sum(axis=1)
+    loss = np.mean(y[np.arange(batch), labels] + np.log(total))
+    q = penalties / total[:, None]  # dE_p/dy_i = [i = D] - q_i, so dE_p/dz_i = q_i - [i = D]
+    grad = (q - np.eye(z.shape[1])[labels]) / batch
+    return loss, grad
+
+
+def test_map_criterion_and_its_gradient_are_eq_9():
+    import tensorflow as tf
+
+    from zoo.training.losses import MAPCriterion
+
+    rng = np.random.default_rng(9)
+    logits = -rng.uniform(0.0, 6.0, size=(5, 10)).astype("float32")  # penalties y in [0, 6]: e^-j matters
+    labels = rng.integers(0, 10, size=5)
+    j = 1.5
+    expected_loss, expected_grad = map_by_hand(logits, labels, j)
+    z = tf.Variable(logits)
+    with tf.GradientTape() as tape:
+        loss = MAPCriterion(j)(labels, tf.identity(z))  # a model's output is a tensor
+    np.testing.assert_allclose(float(loss), expected_loss, rtol=1e-5)
+    np.testing.assert_allclose(tape.gradient(loss, z).numpy(), expected_grad, rtol=1e-4, atol=1e-7)
+    one_hot = np.eye(10, dtype="float32")[labels]
+    np.testing.assert_allclose(float(MAPCriterion(j)(one_hot, logits)), expected_loss, rtol=1e-5)
+
+
+def test_the_rubbish_term_is_what_separates_eq_9_from_cross_entropy():
+    import keras
+
+    from zoo.training.losses import MAPCriterion
+
+    rng = np.random.default_rng(1)
+    logits = -rng.uniform(0.0, 3.0, size=(4, 10)).astype("float32")
+    labels = rng.integers(0, 10, size=4)
+    xent = float(keras.losses.SparseCategoricalCrossentropy(from_logits=True)(labels, logits))
+    assert float(MAPCriterion(80.0)(labels, logits)) == pytest.approx(xent, rel=1e-6)  # e^-80: nothing
+    assert float(MAPCriterion(0.1)(labels, logits)) > xent + 0.1  # j = 0.1: the rubbish class counts
+    with pytest.raises(ValueError, match="must be positive"):
+        MAPCriterion(0.0)
+
+
+def test_lenet5_original_trains_with_eq_9_and_the_others_with_cross_entropy():
+    from zoo.training.config import resolve
+    from zoo.training.losses import MAPCriterion, training_loss
+
+    arch = zoo.get_spec("lenet5_original").arch
+    assert (arch.loss, arch.rubbish_penalty) == ("map", 0.1)
+    config = resolve("lenet5_original")
+    assert config.loss == {"name": "map", "rubbish_penalty": 0.1}
+    loss = training_loss(config.loss, soft_labels=False)
+    assert isinstance(loss, MAPCriterion) and loss.rubbish_penalty == 0.1
+    assert resolve("lenet5").loss == {"name": "crossentropy"}
+    assert type(training_loss(None, soft_labels=False)).__name__ == "SparseCategoricalCrossentropy"
+    from zoo.training.options import TrainError
+
+    with pytest.raises(TrainError, match="label smoothing"):
+        training_loss(config.loss, soft_labels=True, label_smoothing=0.1)
+
+
+def test_input_scaling_is_the_papers_and_the_shipped_weights_keep_theirs():
+    """Sec. II.B: background -0.1, ink 1.175 (mean 0, variance about 1 on MNIST). The weights shipped before the
+    scaling was the default were trained on the dataset's mean/std, and their entry says so."""
+    from zoo.data.catalogue import dataset_info
+    from zoo.data.pipeline import make_dataset
+    from zoo.training.inputs import pipeline_spec
+
+    spec = zoo.get_spec("lenet5_original")
+    mean, std = spec.eval.mean[0], spec.eval.std[0]
+    assert ((0 - mean) / std, (255 - mean) / std) == (pytest.approx(-0.1), pytest.approx(1.175))
+    served = pipeline_spec(spec, None, dataset_info(spec.dataset), training=False, batch_size=8)
+    assert (tuple(served.mean), tuple(served.std)) == ((20.0,), (200.0,))
+    images = next(iter(make_dataset("fashion_mnist_sample", "test[:8]", image_size=32, channels=1, batch_size=8,
+                                    training=False, mean=served.mean, std=served.std)))[0].numpy()
+    assert images[:, 0, 0, 0] == pytest.approx(-0.1)  # the 2-pixel zero border is background
+    assert images.max() <= 1.175 + 1e-6
+    shipped = spec.weights["fashion_mnist"].preprocessing
+    assert (shipped.mean, shipped.std) == ([72.9404], [90.0212])
