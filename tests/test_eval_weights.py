@@ -11,7 +11,7 @@ import json
 import numpy as np
 import pytest
 
-import cli
+from zoo import cli
 from zoo.registry import registry
 from zoo.training.evaluate import evaluate, prepare
 

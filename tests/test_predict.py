@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 
-import cli
+from zoo import cli
 from zoo.data.catalogue import sample_dir
 
 FM_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]

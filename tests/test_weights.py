@@ -143,7 +143,7 @@ def test_mismatched_models_are_refused_with_the_first_difference(keras_resnet50)
 def test_zoo_convert_command_end_to_end(tmp_path):
     from click.testing import CliRunner
 
-    import cli
+    from zoo import cli
 
     twin = randomize(keras_twin("resnet50", weights=None, classifier_activation=None))
     keras_file, output = tmp_path / "keras_resnet50.weights.h5", tmp_path / "resnet50.weights.h5"
@@ -162,7 +162,7 @@ def test_zoo_convert_command_end_to_end(tmp_path):
 def test_zoo_convert_errors(tmp_path):
     from click.testing import CliRunner
 
-    import cli
+    from zoo import cli
 
     keras_file = tmp_path / "keras.weights.h5"
     keras_twin("resnet50", weights=None, include_top=False).save_weights(keras_file)
