@@ -123,3 +123,20 @@ def test_concurrent_requests_never_crash_it(server):
         statuses = list(pool.map(lambda job: call(job[1], job[2])[0], jobs))
     assert statuses.count(400) == 3 and set(statuses) == {200, 400}
     assert call(base + "/")[0] == 200  # still up
+
+
+def test_named_weights_are_served_with_their_preprocessing():
+    """`zoo serve MODEL --weights TAG`: the page and every upload use those weights and their preprocessing."""
+    from zoo.pretrained import resolve
+
+    spec = zoo.get_spec("lenet5")
+    weights = resolve(spec, "fashion_mnist")
+    image, source = sample_image(0)
+    explainer = Explainer(Request(spec=spec, image=image, image_source=source, weights=weights,
+                                  methods=("saliency",)))
+    key, result = explainer.explain(png_bytes(image[..., 0]))
+    assert result.data["weights"]["sha256"] == spec.weights["fashion_mnist"].sha256
+    assert result.data["preprocessing"]["description"] == weights.preprocessing.describe()
+    expected = explainer.model.predict(weights.preprocess(image), verbose=0)[0]
+    np.testing.assert_allclose(result.data["head"]["probabilities"], expected, atol=1e-6)
+    assert result.data["head"]["top"][0]["name"] == "Trouser"

@@ -14,6 +14,7 @@ what `zoo serve` computes on demand (any unit, any class):
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import os
 import platform
@@ -167,16 +168,24 @@ def build_model(spec, weights=None, seed: int = 0, like=None):
     return family_of(spec).inference_model(build_spec(spec, **options))
 
 
+@functools.lru_cache(maxsize=8)
+def file_sha256(path: str, size: int, mtime_ns: int) -> str:
+    """A weights file's sha256, hashed once per version of the file (zoo serve explains many images with one;
+    Keras' ImageNet files are 100 MB)."""
+    from ..pretrained import sha256_of
+
+    return sha256_of(path)
+
+
 def weights_facts(weights, seed: int) -> dict:
     """What explain.json says of the weights: their name, file, sha256 (the registry's for shipped files, else
     hashed here), dataset and classes."""
     if weights is None:
         return {"source": "none", "note": f"random initialisation (seed {seed})", "sha256": None}
-    from ..pretrained import sha256_of
-
     entry = weights.entry
+    stat = os.stat(weights.path)
     digest = entry.sha256 if (entry is not None and entry.source == "shipped" and weights.tag) else \
-        sha256_of(weights.path)
+        file_sha256(os.path.abspath(weights.path), stat.st_size, stat.st_mtime_ns)
     return {"source": weights.tag or "file", "name": weights.name, "tag": weights.tag,
             "path": os.path.abspath(weights.path), "sha256": digest, "bytes": os.path.getsize(weights.path),
             "dataset": weights.dataset, "classes": weights.classes,
