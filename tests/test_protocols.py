@@ -4,7 +4,6 @@ at its training size, bad requests are one line; end to end through `zoo eval` o
 embedded Fashion-MNIST sample, and `zoo table results` pairing a run with the published number of its protocol."""
 
 import json
-import shutil
 
 import keras
 import numpy as np
@@ -245,3 +244,184 @@ def test_results_table_sets_each_protocol_beside_its_published_number():
     shown = json.loads(tables.render_results("imagenet2012", "json", runs=runs))
     assert [(row["protocol"], row["run_id"]) for row in shown] == [("10crop", "b"), ("center", "a"),
                                                                     ("dense_5scale", "c")]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# End to end: `zoo eval --protocol` on the embedded sample and on TFDS's mock ImageNet
+
+
+def zoo_cli(capsys, *args):
+    code = cli.main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def softmax(logits):
+    e = np.exp(logits - logits.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def expected_scores(posteriors, labels):
+    picked = posteriors[np.arange(len(labels)), labels]
+    return float((posteriors.argmax(-1) == labels).mean()), float(-np.log(picked).mean())
+
+
+def lenet_on(evaluation):
+    from zoo.training import setup
+
+    model = setup.build_model(evaluation.run, for_training=False)
+    evaluation.weights.load_into(model)
+    return model
+
+
+def test_10crop_on_the_sample_through_zoo_eval_is_the_papers_average(capsys):
+    """Shipped LeNet-5 weights on the embedded sample: the JSON names the protocol and views; its numbers are the
+    average of the softmax over 10 crops cut here with numpy (pad 4 with black, corners, centre, flips)."""
+    from zoo.training.evaluate import prepare
+
+    code, out, err = zoo_cli(capsys, "eval", "lenet5", "--weights", "fashion_mnist", "--dataset",
+                             "fashion_mnist_sample", "--protocol", "10crop", "--limit", 50, "--batch-size", 40,
+                             "--json")
+    assert code == 0, err
+    shown = json.loads(out)
+    assert (shown["protocol"], shown["views"], shown["examples"], shown["split"]) == ("10crop", 10, 50, "test[:50]")
+    evaluation = prepare("lenet5", "fashion_mnist", dataset="fashion_mnist_sample", limit=50)
+    x, labels = (np.concatenate(parts) for parts in zip(*[(a.numpy(), b.numpy()) for a, b in evaluation.stream(64)]))
+    prep = evaluation.preprocessing
+    padded = np.pad(x, [(0, 0), (4, 4), (4, 4), (0, 0)], constant_values=-prep.mean[0] / prep.std[0])
+    crops = [padded[:, t:t + 32, l:l + 32] for t, l in ((0, 0), (0, 8), (8, 0), (8, 8), (4, 4))]
+    views = crops + [c[:, :, ::-1] for c in crops]
+    model = lenet_on(evaluation)
+    posteriors = np.mean([softmax(model.predict(v, verbose=0)) for v in views], axis=0)
+    top1, loss = expected_scores(posteriors, labels)
+    assert shown["top1"] == pytest.approx(top1) and shown["loss"] == pytest.approx(loss, rel=1e-4)
+    code, out, _ = zoo_cli(capsys, "eval", "lenet5", "--weights", "fashion_mnist", "--dataset",
+                           "fashion_mnist_sample", "--protocol", "dense", "--limit", 50)
+    assert code == 0 and "protocol: dense, 2 views per image" in out
+
+
+def test_protocol_bad_input_is_one_line(capsys, tmp_path):
+    common = ("eval", "lenet5", "--weights", "fashion_mnist", "--dataset", "fashion_mnist_sample")
+    code, _, err = zoo_cli(capsys, *common, "--protocol", "10crp")
+    assert code == 2 and err.count("\n") == 1 and "did you mean 10crop or 144crop?" in err
+    code, _, err = zoo_cli(capsys, *common, "--protocol", "144crop")
+    assert code == 1 and err == ("zoo: error: 144crop resizes and crops larger images; fashion_mnist_sample's "
+                                 "28x28 images have one size (use center, 10crop or dense there)\n")
+    code, _, err = zoo_cli(capsys, *common, "--protocol", "dense", "--record")
+    assert code == 1 and "--record needs a run's weights" in err and err.count("\n") == 1
+    code, _, err = zoo_cli(capsys, *common, "--protocol", "dense", "--record", "--limit", 5)
+    assert code == 1 and "drop --limit and --split" in err
+    code, _, err = zoo_cli(capsys, *common, "--results", tmp_path)
+    assert code == 2 and "give --record too" in err
+
+
+def test_record_puts_a_run_under_its_protocol_beside_the_published_number(capsys, tmp_path):
+    """A run folder's weights evaluated with --record: a second record of the run under the protocol, which
+    `zoo table results` shows as a row of its own."""
+    from zoo.training.config import resolve
+
+    run = tmp_path / "run"
+    run.mkdir()
+    zoo.build("lenet5").save_weights(run / "model.weights.h5")  # a run's own file (a shipped one is its entry)
+    (run / "config.json").write_text(json.dumps(resolve("lenet5", dataset="fashion_mnist_sample").to_dict()))
+    own = {"run_id": "r1", "model": "lenet5", "dataset": "fashion_mnist_sample", "recipe": "lenet_fmnist",
+           "test_accuracy": 0.5, "status": "finished", "complete": True, "train_split": "train", "protocol": "center",
+           "finished": "2026-01-01", "notes": []}
+    (run / "metrics.json").write_text(json.dumps(own))
+    store = tmp_path / "store"
+    code, out, err = zoo_cli(capsys, "eval", "lenet5", "--weights", run, "--protocol", "dense", "--record",
+                             "--results", store, "--json")
+    assert code == 0, err
+    shown = json.loads(out)
+    saved = json.loads((store / "r1-dense.json").read_text())
+    assert (saved["protocol"], saved["test_accuracy"], saved["eval_split"]) == ("dense", shown["top1"], "test")
+    assert saved["recipe"] == "lenet_fmnist" and "zoo eval --protocol dense (2 views per image)" in saved["notes"][0]
+    (store / "r1.json").write_text(json.dumps(own))
+    code, out, _ = zoo_cli(capsys, "table", "results", "--dataset", "fashion_mnist_sample", "--results", store,
+                           "--format", "json")
+    assert code == 0 and sorted(row["protocol"] for row in json.loads(out)) == ["center", "dense"]
+
+
+@pytest.fixture(scope="module")
+def mock_imagenet(tmp_path_factory):
+    """A data dir holding only ImageNet's real metadata (what a prepared dataset has); tfds.testing.mock_data
+    serves random images of 5-50 px a side and random labels."""
+    import tensorflow_datasets as tfds
+
+    root = tmp_path_factory.mktemp("tfds")
+    builder = tfds.builder("imagenet2012", data_dir=str(root))
+    builder.data_path.mkdir(parents=True)
+    builder.info.write_to_directory(builder.data_path)
+    weights = root / "lenet5-1000.weights.h5"
+    zoo.build("lenet5", classes=1000, classifier_activation=None).save_weights(weights)
+    return root, weights
+
+
+def raw_images(root, count):
+    import tensorflow_datasets as tfds
+
+    ds = tfds.load("imagenet2012", split=f"validation[:{count}]", data_dir=str(root), as_supervised=True)
+    return [(image.numpy().astype(np.float32), int(label)) for image, label in ds]
+
+
+def grey_normalised(images, prep):
+    from zoo.preprocess import GREY_WEIGHTS
+
+    return (np.tensordot(images, np.array(GREY_WEIGHTS, np.float32), axes=([-1], [0]))[..., None] - prep.mean[0]) \
+        / prep.std[0]
+
+
+def test_10crop_and_144crop_on_mock_imagenet_through_zoo_eval(capsys, mock_imagenet):
+    """LeNet-5 (1000 classes, 32 px, grey) on mock ImageNet: 10crop through `zoo eval` equals 10 crops of the
+    37 px centre square cut with numpy; 144crop equals GoogLeNet's crops cut here from the raw images."""
+    import tensorflow_datasets as tfds
+
+    from zoo.data.pipeline import make_dataset
+    from zoo.training.evaluate import evaluate, prepare
+
+    root, weights = mock_imagenet
+    with tfds.testing.mock_data(num_examples=5):
+        code, out, err = zoo_cli(capsys, "eval", "lenet5", "--weights", weights, "--dataset", "imagenet2012",
+                                 "--data-dir", root, "--protocol", "10crop", "--limit", 5, "--json")
+        assert code == 0, err
+        shown = json.loads(out)
+        evaluation = prepare("lenet5", weights, dataset="imagenet2012", data_dir=root, limit=5)
+        prep = evaluation.single_view()
+        assert (prep.resize, prep.crop, prep.size, shown["views"]) == (37, 32, 32, 10)
+        (canvas, labels), = make_dataset("imagenet2012", "validation[:5]", image_size=37, channels=1,
+                                         batch_size=8, training=False, eval_resize=37, eval_crop=37, data_dir=root)
+        canvas, labels = canvas.numpy(), labels.numpy()
+        crops = [canvas[:, t:t + 32, l:l + 32] for t, l in ((0, 0), (0, 5), (5, 0), (5, 5), (2, 2))]
+        model = lenet_on(evaluation)
+        posteriors = np.mean([softmax(model.predict(v, verbose=0)) for v in crops + [c[:, :, ::-1] for c in crops]],
+                             axis=0)
+        assert shown["loss"] == pytest.approx(expected_scores(posteriors, labels)[1], rel=1e-4)
+
+        result = evaluate("lenet5", weights, dataset="imagenet2012", data_dir=root, limit=5, protocol="144crop",
+                          batch_size=300)
+        views, labels = [], []
+        for image, label in raw_images(root, 5):
+            grey = grey_normalised(image, prep)
+            h, w = grey.shape[:2]
+            s, longer = min(h, w), max(h, w)
+            offsets = (0, (longer - s) // 2, longer - s)
+            squares = [grey[o:o + s, :s] if h > w else grey[:s, o:o + s] for o in offsets]
+            per_image = []
+            for side in (round(q * 37 / 256) for q in (256, 288, 320, 352)):  # GoogLeNet's sides, 256 -> 37
+                for square in squares:
+                    q = tf.image.resize(square[None], [side, side], antialias=True).numpy()[0]
+                    five = [q[t:t + 32, l:l + 32] for t, l in
+                            ((0, 0), (0, side - 32), (side - 32, 0), (side - 32, side - 32),
+                             ((side - 32) // 2, (side - 32) // 2))]
+                    six = five + [tf.image.resize(q[None], [32, 32], antialias=True).numpy()[0]]
+                    per_image += six + [v[:, ::-1] for v in six]
+            views.append(np.stack(per_image))
+            labels.append(label)
+        views = np.stack(views)  # (5, 144, 32, 32, 1)
+        assert views.shape[1] == 144 and result.views == 144 and result.protocol == "144crop"
+        posteriors = softmax(model.predict(views.reshape(-1, 32, 32, 1), verbose=0)).reshape(5, 144, -1).mean(1)
+        assert result.loss == pytest.approx(expected_scores(posteriors, np.array(labels))[1], rel=1e-4)
+
+        dense = evaluate("lenet5", weights, dataset="imagenet2012", data_dir=root, limit=5,
+                         protocol="dense_multiscale_jittered")
+        assert dense.views == 6 and np.isfinite(dense.loss) and 0 <= dense.top1 <= 1

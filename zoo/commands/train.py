@@ -4,7 +4,22 @@ from __future__ import annotations
 
 import click
 
+from ..choices import EVAL_PROTOCOLS
 from ..training.options import click_options
+
+
+class ProtocolChoice(click.Choice):
+    """click's Choice of the test protocols; an unknown name is one line naming the close ones first."""
+
+    def convert(self, value, param, ctx):
+        if value in self.choices:
+            return value
+        from ..training.protocols import ProtocolError, get_protocol
+
+        try:
+            return get_protocol(value).name
+        except ProtocolError as e:
+            self.fail(str(e), param, ctx)
 
 
 @click.command()
@@ -56,8 +71,17 @@ def train(name, output, resume, force, results, no_record, quiet, **options):
               help="Input side (default: the run's, else the recipe's or the model's).")
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N images of the split.")
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Prepared datasets (default $ZOO_DATA_DIR).")
+@click.option("--protocol", type=ProtocolChoice(EVAL_PROTOCOLS), default="center", show_default=True,
+              help="The test protocol: the views of each image and how their scores combine (center; AlexNet's "
+              "10crop; GoogLeNet's 144crop; VGG's dense, dense_multiscale, dense_384, dense_multiscale_jittered; "
+              "ResNet's dense_5scale). --batch-size then counts views. See docs/reproducing.md.")
+@click.option("--record", is_flag=True, help="Add the result to the results store as the run's record under "
+              "--protocol (a run's weights, the whole evaluation split), for `zoo table results`.")
+@click.option("--results", type=click.Path(file_okay=False),
+              help="Results store for --record (default $ZOO_RESULTS_DIR, else ~/.zoo/results).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def evaluate(name, weights, dataset, split, batch_size, image_size, limit, data_dir, as_json):
+def evaluate(name, weights, dataset, split, batch_size, image_size, limit, data_dir, protocol, record, results,
+             as_json):
     """Top-1/top-5 accuracy and loss of NAME with WEIGHTS, each image prepared as those weights expect (named
     weights: their preprocessing, e.g. Keras' caffe mode for imagenet; a run's file: its training pipeline's; a
     bare file: the registry's evaluation protocol)."""
@@ -67,8 +91,19 @@ def evaluate(name, weights, dataset, split, batch_size, image_size, limit, data_
     from ..training.evaluate import evaluate as evaluate_weights
     from ..training.run import published
 
+    if results and not record:
+        raise click.UsageError("--results says where --record writes: give --record too")
+    if record:
+        from ..training import protocols
+
+        source = protocols.record_source(weights, protocol, limit=limit, split=split)
     r = evaluate_weights(name, weights, dataset=dataset, split=split, batch_size=batch_size,
-                            image_size=image_size, data_dir=data_dir, limit=limit)
+                            image_size=image_size, data_dir=data_dir, limit=limit, protocol=protocol)
+    if record:
+        from .. import results as results_store
+
+        path = results_store.save(protocols.protocol_record(source, r), results)
+        click.echo(f"zoo: recorded {path}", err=True)
     if as_json:
         click.echo(json.dumps(dataclasses.asdict(r), indent=2))
         return
@@ -76,11 +111,17 @@ def evaluate(name, weights, dataset, split, batch_size, image_size, limit, data_
     click.echo(f"{r.model} on {r.dataset} {r.split} ({r.examples:,} images at {r.image_size}x{r.image_size}): "
                f"top-1 {100 * r.top1:.2f}%{top5}   loss {r.loss:.4f}   ({r.images_per_s:,.0f} images/s)")
     click.echo(f"  weights: {r.weights}; images: {r.preprocessing}")
+    if r.protocol != "center":
+        click.echo(f"  protocol: {r.protocol}, {r.views} views per image, softmax averaged")
     if r.committed_top1 is not None:
         click.echo(f"  committed: top-1 {r.committed_top1:.2f}% (registry.yaml, the weights' measured accuracy)")
+    from ..registry import get_spec
+
+    same = {(x.metric, x.value) for x in get_spec(r.model).published(r.dataset) if x.eval_protocol == r.protocol}
     for p in published(r.model, r.dataset):
+        mark = f"  <- {r.protocol}, as here" if (p["metric"], p["value"]) in same else ""
         click.echo(f"  published: {p['accuracy']:.2f}% ({p['metric']} {p['value']:g}%, "
-                   f"{p['protocol'] or p['split']}; {p['source']})")
+                   f"{p['protocol'] or p['split']}; {p['source']}){mark}")
 
 
 COMMANDS = [train, evaluate]

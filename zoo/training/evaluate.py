@@ -47,6 +47,8 @@ class EvalResult:
     images_per_s: float
     preprocessing: str = ""  # how the images were prepared (Preprocessing.describe(), or the registry protocol)
     committed_top1: Optional[float] = None  # the weights entry's measured top-1 (percent) on this split, if any
+    protocol: str = "center"  # the test protocol (zoo/training/protocols.py) and its views per image
+    views: int = 1
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,14 @@ class Evaluation:
     split: str
     examples: int
     preprocessing: object = None  # zoo.preprocess.Preprocessing
+    protocol: str = "center"  # zoo.choices.EVAL_PROTOCOLS, checked against the run and preprocessing
+
+    def single_view(self):
+        """The Preprocessing of one view: the weights', else the registry protocol's (the pipeline's own)."""
+        from ..pretrained import pipeline_preprocessing
+
+        config = self.run.config
+        return self.preprocessing or pipeline_preprocessing(self.run.spec, config.dataset, config.image_size)
 
     def stream(self, batch_size: Optional[int] = None):
         """One deterministic pass over the split, as the weights expect (tf.data or numpy, by backend)."""
@@ -157,9 +167,9 @@ def _check_classes(weights, dataset: str) -> None:
 def prepare(name: str, weights, dataset: Optional[str] = None, split: Optional[str] = None,
             batch_size: Optional[int] = None, data_dir=None, image_size: Optional[int] = None,
             recipe: Optional[str] = None, precision: Optional[str] = None, xla: Optional[bool] = None,
-            limit: Optional[int] = None) -> Evaluation:
+            limit: Optional[int] = None, protocol: str = "center") -> Evaluation:
     """Resolve what evaluate() evaluates (no model built, no TensorFlow needed): the weights, the run, the split
-    and the preprocessing. Arguments as evaluate()'s."""
+    and the preprocessing, and check the test protocol applies. Arguments as evaluate()'s."""
     from ..pretrained import resolve
 
     _check_counts(batch_size=batch_size, image_size=image_size, limit=limit)
@@ -178,19 +188,37 @@ def prepare(name: str, weights, dataset: Optional[str] = None, split: Optional[s
     examples = run.data.num_examples.get(split.split("[")[0])
     if limit:
         split, examples = f"{split}[:{limit}]", min(limit, examples or limit)
-    return Evaluation(run, resolved, split, int(examples or 0), prep)
+    evaluation = Evaluation(run, resolved, split, int(examples or 0), prep, protocol)
+    _check_protocol(evaluation)
+    return evaluation
+
+
+def _check_protocol(evaluation: Evaluation) -> None:
+    """A one-line error, before any model is built, for a protocol that does not apply here."""
+    from . import protocols
+    from .inputs import input_path
+
+    if evaluation.protocol == "center":
+        return
+    run = evaluation.run
+    protocols.check(evaluation.protocol, model=run.spec.name, dataset=run.config.dataset,
+                    fixed_size=run.data.fixed_size, prep=evaluation.single_view(), image_shape=run.data.image_shape,
+                    numpy_input=input_path() == "numpy")
 
 
 def evaluate(name: str, weights, dataset: Optional[str] = None, split: Optional[str] = None,
              batch_size: Optional[int] = None, data_dir=None, image_size: Optional[int] = None,
              recipe: Optional[str] = None, precision: Optional[str] = None, xla: Optional[bool] = None,
-             limit: Optional[int] = None) -> EvalResult:
+             limit: Optional[int] = None, protocol: str = "center") -> EvalResult:
     """Evaluate registry model `name` with `weights` (a tag such as "fashion_mnist" or "imagenet", MODEL.TAG, a
     .weights.h5 / .keras file, a run folder, or a zoo.pretrained.Weights) on `split` (default: the dataset's
     evaluation split, e.g. test) of `dataset` (default: the weights' own, a run's, else the model's), with the
-    preprocessing the weights expect. `limit`: only the first N images (a quick check)."""
+    preprocessing the weights expect. `limit`: only the first N images (a quick check). `protocol`: the test
+    protocol (zoo.choices.EVAL_PROTOCOLS: center, 10crop, 144crop, dense, ...; zoo/training/protocols.py); with
+    several views per image, `batch_size` counts the model's inputs (views x images)."""
     evaluation = prepare(name, weights, dataset=dataset, split=split, batch_size=batch_size, data_dir=data_dir,
-                         image_size=image_size, recipe=recipe, precision=precision, xla=xla, limit=limit)
+                         image_size=image_size, recipe=recipe, precision=precision, xla=xla, limit=limit,
+                         protocol=protocol)
     run, config = evaluation.run, evaluation.run.config
     from . import devices, setup
 
@@ -201,9 +229,13 @@ def evaluate(name: str, weights, dataset: Optional[str] = None, split: Optional[
         model = setup.build_model(run, for_training=False)
         evaluation.weights.load_into(model)
         setup.compile_model(model, config, run.recipe, training=False)
-    data = evaluation.stream(batch_size)
+    from . import protocols
+
     start = time.perf_counter()
-    result = model.evaluate(data, verbose=0, return_dict=True)
+    if evaluation.protocol == "center":
+        result = model.evaluate(evaluation.stream(batch_size), verbose=0, return_dict=True)
+    else:
+        result = protocols.evaluate_views(model, evaluation, evaluation.protocol, batch_size, evaluation.single_view())
     seconds = time.perf_counter() - start
     examples = evaluation.examples
     return EvalResult(model=run.spec.name, dataset=config.dataset, split=evaluation.split,
@@ -211,4 +243,6 @@ def evaluate(name: str, weights, dataset: Optional[str] = None, split: Optional[
                       top1=float(result["accuracy"]), top5=float(result["top5"]) if "top5" in result else None,
                       loss=float(result["xent"]), examples=examples, image_size=config.image_size,
                       seconds=seconds, images_per_s=examples / seconds if seconds else 0.0,
-                      preprocessing=evaluation.described(), committed_top1=evaluation.committed_top1())
+                      preprocessing=evaluation.described(), protocol=evaluation.protocol,
+                      views=protocols.views_of(evaluation.protocol),
+                      committed_top1=evaluation.committed_top1() if evaluation.protocol == "center" else None)

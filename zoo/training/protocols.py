@@ -510,3 +510,47 @@ def describe(name: str) -> str:
 
 def views_of(name: str) -> int:
     return get_protocol(name).views
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# `zoo eval --record`: the run's record under another protocol, for `zoo table results`
+
+
+def record_source(weights, name: str, *, limit: Optional[int] = None, split: Optional[str] = None) -> dict:
+    """The results-store record of the run whose weights `zoo eval --protocol NAME --record` evaluates (its
+    folder's metrics.json), checked before the evaluation: one line when there is none, or when the numbers would
+    not stand for the run (a slice or another split; the centre crop, which the run's own record has)."""
+    import json
+    from pathlib import Path
+
+    get_protocol(name)
+    if name == "center":
+        raise ProtocolError("--record adds a run's record under another protocol; its centre-crop record is the "
+                            "one zoo train wrote")
+    if limit or split:
+        raise ProtocolError("--record stands for the run on its whole evaluation split: drop --limit and --split")
+    path = Path(weights)
+    metrics = (path if path.is_dir() else path.parent) / "metrics.json"
+    if not metrics.is_file():
+        raise ProtocolError(f"--record needs a run's weights (a zoo train run folder or its model.weights.h5): "
+                            f"{weights} has no metrics.json beside it")
+    try:
+        record = json.loads(metrics.read_text())
+    except (OSError, ValueError) as e:
+        raise ProtocolError(f"--record: cannot read {metrics}: {' '.join(str(e).split())}") from None
+    if not isinstance(record, dict) or not record.get("run_id") or not record.get("model"):
+        raise ProtocolError(f"--record: {metrics} is not a run record (no run_id/model)")
+    return record
+
+
+def protocol_record(source: dict, result) -> dict:
+    """The run's record with `result`'s test numbers (a zoo.training.evaluate.EvalResult) under its protocol:
+    run id '<run id>-<protocol>', the training facts unchanged, a note saying what was measured."""
+    if result.model != source.get("model") or result.dataset != source.get("dataset"):
+        raise ProtocolError(f"--record: the run is {source.get('model')} on {source.get('dataset')}, the "
+                            f"evaluation {result.model} on {result.dataset}")
+    note = (f"test numbers: zoo eval --protocol {result.protocol} ({result.views} views per image) of run "
+            f"{source['run_id']}'s weights")
+    return {**source, "run_id": f"{source['run_id']}-{result.protocol}", "protocol": result.protocol,
+            "test_accuracy": result.top1, "test_top5": result.top5, "test_loss": result.loss,
+            "eval_split": result.split, "notes": list(source.get("notes") or []) + [note]}
