@@ -86,17 +86,23 @@ def data():
 
 
 @data.command()
-@click.argument("name")
+@click.argument("name", required=False)
 @click.option("--from", "from_dir", type=click.Path(exists=True), help="Import the official raw files from here "
               "(IDX for MNIST/Fashion-MNIST, the python pickles for CIFAR, train/ and val/ class folders for "
-              "ImageNet-style data) instead of downloading.")
+              "ImageNet-style data) instead of downloading; with --name, any image folder.")
+@click.option("--name", "import_as", help="Import the image folder --from (one sub-folder per class, optionally "
+              "in train/ val/ test/) as this dataset: TFRecords in the data dir, then --dataset NAME.")
 @click.option("--data-dir", type=click.Path(file_okay=False), help="TFDS data dir to write to (default: "
               "$ZOO_DATA_DIR, else ~/tensorflow_datasets).")
 @click.option("--force", is_flag=True, help="Rebuild even if the dataset is already prepared.")
-def prepare(name, from_dir, data_dir, force):
-    """Make dataset NAME loadable offline with tfds.load(NAME, data_dir=...)."""
+def prepare(name, from_dir, import_as, data_dir, force):
+    """Make dataset NAME loadable offline with tfds.load(NAME, data_dir=...); or, with --from FOLDER --name NAME,
+    import an image folder once."""
     from ..data.prepare import prepare as run_prepare
 
+    if import_as or name is None:
+        _import_folder(name, from_dir, import_as, data_dir, force)
+        return
     entry = cat.get_dataset(name)
     result = run_prepare(name, from_dir, data_dir, force=force)
     counts = ", ".join(f"{split} {n:,}" for split, n in result.counts.items())
@@ -110,6 +116,20 @@ def prepare(name, from_dir, data_dir, force):
         click.echo(f"note: the official release has {', '.join(f'{k} {v:,}' for k, v in entry.splits.items())}")
 
 
+def _import_folder(name, from_dir, import_as, data_dir, force):
+    from ..data.folder import import_folder
+
+    if not import_as or not from_dir or (name and name != import_as):
+        raise click.UsageError("give NAME (a catalogue dataset), or --from FOLDER --name NAME (an image folder)")
+    result = import_folder(from_dir, import_as, data_dir, force=force)
+    counts = ", ".join(f"{split} {n:,}" for split, n in result.counts.items())
+    if result.already:
+        click.echo(f"{import_as} is already prepared in {result.path} ({counts}); --force imports it again")
+        return
+    click.echo(f"{import_as} imported from {result.source} into {result.path} ({counts}) in {result.seconds:.1f} s; "
+               f"train with --dataset {import_as}")
+
+
 @data.command()
 @click.argument("name", default="fashion_mnist_sample")
 @click.option("--split", default="train", show_default=True)
@@ -121,11 +141,26 @@ def prepare(name, from_dir, data_dir, force):
 @click.option("--seconds", default=5.0, show_default=True, help="Measuring time per augmentation.")
 @click.option("--threads", default=2, show_default=True, help="tf.data private thread pool size (0: default).")
 @click.option("--data-dir", type=click.Path(file_okay=False))
+@click.option("--epochs", type=click.IntRange(min=1), help="Time this many whole passes instead (the first apart "
+              "from the later ones), with the peak memory.")
+@click.option("--model", help="With --epochs: feed each batch to this registry model too (its input size and "
+              "channels), as training would.")
 @click.option("--json", "as_json", is_flag=True)
-def bench(name, split, augments, image_size, channels, batch_size, seconds, threads, data_dir, as_json):
-    """Images per second the training input pipeline of NAME delivers (no model)."""
+def bench(name, split, augments, image_size, channels, batch_size, seconds, threads, data_dir, epochs, model,
+          as_json):
+    """Images per second the training input pipeline of NAME (a catalogue dataset, an image folder's path, or a
+    folder imported with --name) delivers (no model; with --epochs and --model, into the model)."""
     from ..data.bench import measure
 
+    if model and not epochs:
+        raise click.UsageError("--model needs --epochs (whole passes into the model)")
+    entry = cat.get_dataset(name)
+    if entry.obtain.method == "folder" and entry.obtain.note and entry.folder:
+        click.echo(f"note: {entry.obtain.note}", err=True)
+    if epochs:
+        _bench_epochs(name, split, augments, image_size, channels, batch_size, threads, data_dir, epochs, model,
+                      as_json)
+        return
     results = [measure(name, split, augment=a, image_size=image_size, channels=channels, batch_size=batch_size,
                        seconds=seconds, threads=threads or None, data_dir=data_dir)
                for a in (augments or ("none", "pad_crop_flip"))]
@@ -136,6 +171,30 @@ def bench(name, split, augments, image_size, channels, batch_size, seconds, thre
     for r in results:
         click.echo(f"{r.name} {r.split} {r.image_size}x{r.image_size}x{r.channels} batch {r.batch_size} "
                    f"augment={r.augment}: {r.images_per_second:,.0f} images/s ({r.threads or 'default'} threads)")
+
+
+def _bench_epochs(name, split, augments, image_size, channels, batch_size, threads, data_dir, epochs, model,
+                  as_json):
+    from ..data.bench import measure_epochs
+
+    if model:
+        from ..registry import get_spec
+
+        spec = get_spec(model)
+        image_size, channels = spec.input.size, spec.input.channels
+    results = [measure_epochs(name, split, epochs=epochs, model=model, augment=a, image_size=image_size,
+                              channels=channels, batch_size=batch_size, threads=threads or None, data_dir=data_dir)
+               for a in (augments or ("none",))]
+    if as_json:
+        click.echo(json.dumps([{**r.__dict__, "images_per_second": [r.images_per_second(i) for i in range(epochs)]}
+                               for r in results], indent=2))
+        return
+    for r in results:
+        into = f" into {r.model}" if r.model else ""
+        rates = ", ".join(f"{r.images_per_second(i):,.0f}" for i in range(epochs))
+        click.echo(f"{r.name} {r.split} {r.image_size}x{r.image_size}x{r.channels} batch {r.batch_size} "
+                   f"augment={r.augment}{into}: images/s by epoch {rates} ({r.epochs[0][0]:,} images each); "
+                   f"peak RSS {r.peak_rss_mb:,.0f} MB")
 
 
 COMMANDS = [datasets, data]

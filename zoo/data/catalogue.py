@@ -71,7 +71,7 @@ class TfdsRef(Strict):
 
 
 class Obtain(Strict):
-    method: Literal["download", "manual", "embedded"]
+    method: Literal["download", "manual", "embedded", "folder"]  # folder: an image folder (zoo/data/folder.py)
     url: Optional[str] = Field(None, description="where to fetch the manual files")
     files: list[str] = []
     note: Optional[str] = None
@@ -88,6 +88,7 @@ class DatasetEntry(Strict):
     title: str
     tfds: Optional[TfdsRef] = None
     embedded: Optional[str] = Field(None, description="folder inside zoo/data with the gzipped IDX files")
+    folder: Optional[str] = Field(None, description="an image folder on disk, one sub-folder per class")
     splits: dict[str, int]
     eval_split: str
     holdout: Optional[int] = Field(None, ge=0)
@@ -106,8 +107,8 @@ class DatasetEntry(Strict):
 
     @model_validator(mode="after")
     def _consistent(self):
-        if (self.tfds is None) == (self.embedded is None):
-            raise ValueError("give exactly one of 'tfds' and 'embedded'")
+        if sum(source is not None for source in (self.tfds, self.embedded, self.folder)) != 1:
+            raise ValueError("give exactly one of 'tfds', 'embedded' and 'folder'")
         if (self.class_names is None) == (self.class_names_file is None):
             raise ValueError("give exactly one of 'class_names' and 'class_names_file'")
         channels = self.image_shape[2]
@@ -174,10 +175,17 @@ def list_datasets() -> list[str]:
 
 
 def get_dataset(name: str) -> DatasetEntry:
+    """The catalogue's entry `name`; else, for a folder path (or the name of a folder seen in this process), the
+    folder's entry (zoo/data/folder.py), or the entry `zoo data prepare --from PATH --name NAME` wrote."""
     entries = load_catalogue()
-    if name not in entries:
+    if name in entries:
+        return entries[name]
+    from . import folder  # light (no TensorFlow); imported here: it builds on this module
+
+    entry = folder.find(name)
+    if entry is None:
         raise UnknownDatasetError(name, list(entries))
-    return entries[name]
+    return entry
 
 
 def sample_dir(entry: DatasetEntry | str = "fashion_mnist_sample") -> Path:
@@ -235,7 +243,7 @@ def dataset_info(name: str, holdout: Optional[int] = None) -> DatasetInfo:
     sizes["train_full"] = entry.splits["train"]
     if n:
         sizes["train"], sizes["validation"] = entry.splits["train"] - n, n
-    return DatasetInfo(name=name, num_examples=sizes, entry=entry,
+    return DatasetInfo(name=entry.name, num_examples=sizes, entry=entry,  # a folder's name, not its path
                        image_shape=tuple(entry.image_shape), mean=tuple(entry.mean), std=tuple(entry.std),
                        validation_holdout=n or None, eval_split=entry.eval_split)
 
@@ -262,13 +270,16 @@ def is_ready(name: str, data_dir: str | os.PathLike | None = None) -> bool:
     entry = get_dataset(name)
     if entry.embedded:
         return sample_dir(entry).is_dir()
+    if entry.folder:
+        return Path(entry.folder).is_dir()
     return (prepared_dir(name, data_dir) / "dataset_info.json").is_file()
 
 
 def size_on_disk(name: str, data_dir: str | os.PathLike | None = None) -> int:
     """Bytes the prepared (or embedded) dataset takes; 0 when not prepared."""
     entry = get_dataset(name)
-    folder = sample_dir(entry) if entry.embedded else prepared_dir(name, data_dir)
+    folder = (sample_dir(entry) if entry.embedded else Path(entry.folder) if entry.folder
+              else prepared_dir(name, data_dir))
     if not folder.is_dir():
         return 0
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())

@@ -131,6 +131,8 @@ def _stored_sizes(entry: DatasetEntry, root) -> dict[str, int]:
     """Split sizes of what is actually in the data dir (read from TFDS's dataset_info.json, no TFDS call)."""
     if entry.embedded:
         return {split: len(_embedded_arrays(entry.name, split)[1]) for split in ("train", "test")}
+    if entry.folder:  # scanned just now (zoo/data/folder.py): the entry's sizes are the folder's
+        return dict(entry.splits)
     try:
         info = json.loads((prepared_dir(entry.name, root) / "dataset_info.json").read_text())
         sizes = {s["name"]: sum(int(n) for n in s.get("shardLengths", [])) for s in info.get("splits", [])}
@@ -156,7 +158,12 @@ def import_tfds():
 def _stream(entry: DatasetEntry, stored: str, start: int, stop: int, *, root, training: bool, seed: int,
             encoded: bool, indices: Optional[np.ndarray] = None) -> tf.data.Dataset:
     """The examples read from the TFDS files (images encoded, when `encoded`, to keep shuffle buffers small).
-    `indices` (sorted stored indices: a holdout's side) are read in stored order and picked by position."""
+    `indices` (sorted stored indices: a holdout's side) are read in stored order and picked by position. An image
+    folder's files are read by zoo/data/folder.py (always encoded; shuffled by file name when training)."""
+    if entry.folder:
+        from . import folder
+
+        return folder.stream(entry, stored, start, stop, training=training, seed=seed, indices=indices)
     tfds = import_tfds()
 
     if indices is not None:
@@ -186,6 +193,10 @@ def _stored_train_labels(name: str, root: str, size: int) -> np.ndarray:
     entry = get_dataset(name)
     if entry.embedded:
         return _embedded_arrays(name, "train")[1]
+    if entry.folder:  # known from the folder's listing: no file is read
+        from . import folder
+
+        return folder.scan(entry.folder).labels["train"]
     ds = _stream(entry, "train", 0, size, root=root, training=False, seed=0, encoded=True)
     return np.concatenate([labels for _, labels in ds.map(lambda image, label: (0, label)).batch(65536)
                            .as_numpy_iterator()] or [np.zeros(0, np.int32)])
@@ -611,7 +622,11 @@ def _fixed_size_batches(source: _Source, spec: PipelineSpec) -> tf.data.Dataset:
 def _variable_size_batches(source: _Source, spec: PipelineSpec) -> tf.data.Dataset:
     """Variable-size images (ImageNet): streamed still encoded through the shuffle buffer (small buffers), each
     image decoded, cropped and resized to the input size, then batched."""
-    ds = _shuffled_and_repeated(source.stream(training=spec.training, encoded=True), spec, source, buffer=10_000)
+    ds = source.stream(training=spec.training, encoded=True)
+    if source.entry.folder:  # its file names were shuffled whole (folder.stream): no buffer of encoded images
+        ds = ds.repeat() if spec.repeat else ds
+    else:
+        ds = _shuffled_and_repeated(ds, spec, source, buffer=10_000)
     stored_channels = source.entry.image_shape[2]
 
     def per_image(example, image_seed=None):

@@ -1,0 +1,216 @@
+"""Image folders as datasets (zoo/data/folder.py): the scan, the catalogue-like entry, the tf.data stream, the TFDS
+import, and every kind of bad folder as one line."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from zoo.data import folder
+from zoo.data.catalogue import DatasetError, dataset_info, get_dataset, is_ready
+
+RNG = np.random.default_rng(0)
+MODES = ("L", "RGB", "RGBA", "P", "LA")
+FORMATS = {"png": "PNG", "jpg": "JPEG", "bmp": "BMP", "gif": "GIF"}
+SAVEABLE = {"JPEG": ("L", "RGB"), "BMP": ("L", "RGB", "P"), "GIF": ("L", "P", "RGB")}  # the modes Pillow writes
+
+
+def image(path, size=(20, 30), mode="RGB", fmt=None, value=None):
+    """A random (or constant `value`) image saved at `path`, in the format its suffix names (or `fmt`)."""
+    pixels = RNG.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8) if value is None else \
+        np.full((size[1], size[0], 3), value, np.uint8)
+    fmt = fmt or FORMATS[path.suffix[1:]]
+    picture = Image.fromarray(pixels).convert(mode)
+    if mode not in SAVEABLE.get(fmt, MODES):
+        picture = picture.convert("L" if mode.startswith("L") else "RGB")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    picture.save(path, format=fmt)
+    return path
+
+
+def classes_folder(root, per_class=10, names=("cat", "dog", "owl"), split=None):
+    """root/[split/]<name>/<i>.<ext>: images of several sizes, modes and formats; each class its own grey level."""
+    for c, name in enumerate(names):
+        for i in range(per_class):
+            ext = list(FORMATS)[i % len(FORMATS)]
+            mode = MODES[i % len(MODES)]
+            base = root / split if split else root
+            image(base / name / f"{i:03d}.{ext}", size=(16 + 3 * i, 20 + i), mode=mode, value=40 + 80 * c)
+    return root
+
+
+@pytest.fixture(autouse=True)
+def _fresh_folder_cache():
+    folder.scan.cache_clear()
+    folder._REGISTERED.clear()
+    yield
+
+
+def test_classes_folder_becomes_a_dataset_with_a_stratified_holdout(tmp_path):
+    root = classes_folder(tmp_path / "pets", per_class=10)
+    entry = get_dataset(str(root))
+    assert entry.name == "pets" and entry.folder == str(root.resolve())
+    assert entry.class_names == ["cat", "dog", "owl"]  # sorted folder names
+    assert entry.splits == {"train": 27, "validation": 3} and entry.eval_split == "validation"
+    found = folder.scan(root)
+    assert sorted(np.bincount(found.labels["validation"])) == [1, 1, 1]  # one of each class held out
+    assert found.paths["train"] == tuple(sorted(found.paths["train"]))  # stored order: class, then path
+    assert get_dataset("pets") is not None and dataset_info(str(root)).name == "pets"
+    assert is_ready("pets") and entry.image_shape == (None, None, 3)
+    # the statistics are the images' own: grey levels 40, 120, 200 (JPEG and palette rounding aside)
+    assert 100 < entry.mean[0] < 140 and 50 < entry.std[0] < 80
+
+
+def test_holdout_is_the_same_in_every_scan(tmp_path):
+    root = classes_folder(tmp_path / "a", per_class=12)
+    first = folder.scan(root).paths["validation"]
+    folder.scan.cache_clear()
+    assert folder.scan(root).paths["validation"] == first
+
+
+def test_split_folders(tmp_path):
+    root = tmp_path / "split"
+    classes_folder(root, per_class=10, split="train")
+    classes_folder(root, per_class=2, split="val")
+    entry = get_dataset(str(root))
+    assert entry.splits == {"train": 30, "validation": 6} and entry.holdout is None
+    assert entry.eval_split == "validation"
+    classes_folder(root, per_class=3, split="test")
+    folder.scan.cache_clear()
+    entry = get_dataset(str(root))
+    assert entry.eval_split == "test" and entry.splits["test"] == 9
+
+
+def test_train_and_test_only_hold_out_ten_percent_of_train(tmp_path):
+    root = tmp_path / "tt"
+    classes_folder(root, per_class=10, split="train")
+    classes_folder(root, per_class=2, split="test")
+    info = dataset_info(str(root))
+    assert info.entry.holdout == 3 and info.num_examples["train"] == 27 and info.num_examples["validation"] == 3
+    assert info.eval_split == "test"
+
+
+def test_scan_is_cached_until_the_folder_changes(tmp_path):
+    root = classes_folder(tmp_path / "c", per_class=4)
+    assert folder.scan(root) is folder.scan(root)
+    image(root / "cat" / "new.png")
+    os.utime(root / "cat", (1e9, 1e9))  # a new modification time even within the file system's resolution
+    assert sum(folder.scan(root).sizes.values()) == 13
+
+
+def test_non_images_are_skipped_and_counted(tmp_path):
+    root = classes_folder(tmp_path / "n", per_class=4)
+    (root / "cat" / "notes.txt").write_text("not an image")
+    (root / "dog" / "fake.jpg").write_bytes(b"not a jpeg at all")
+    (root / "README.md").write_text("a file beside the class folders")
+    (root / ".DS_Store").write_bytes(b"\0")  # hidden: ignored
+    Image.new("1", (8, 8)).save(root / "owl" / "one_bit.bmp")  # 1-bit BMP: TensorFlow cannot decode it
+    found = folder.scan(root)
+    assert len(found.skipped) == 4 and sum(found.sizes.values()) == 12
+    note = folder.skipped_note(found)
+    assert note.startswith("skipped 4 files") and "not a JPEG, PNG, BMP or GIF" in note
+    assert get_dataset(str(root)).obtain.note == note
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda r: r.mkdir(), "no class folders"),
+    (lambda r: (r / "cat").mkdir(parents=True), "a class folder without images"),
+    (lambda r: image(r / "cat" / "a.png") and image(r / "cat" / "b.png"), "only one class ('cat')"),
+    (lambda r: (classes_folder(r, 2), (r / "dog" / "gone.png").symlink_to(r / "nowhere.png")), "cannot read it"),
+    (lambda r: (classes_folder(r, 2, split="train"), classes_folder(r, 1, names=("cow",), split="val")),
+     "not a class of"),
+    (lambda r: (classes_folder(r, 2, split="val")), "but no train/ folder"),
+    (lambda r: (classes_folder(r, 2, split="train"), (r / "extra").mkdir()), "not a split folder"),
+], ids=["empty", "class-without-images", "one-class", "unreadable", "unknown-val-class", "no-train", "stray"])
+def test_bad_folders_are_one_line_naming_the_place(tmp_path, make, message):
+    root = tmp_path / "bad"
+    make(root)
+    with pytest.raises(DatasetError) as error:
+        get_dataset(str(root))
+    text = str(error.value)
+    assert message in text and "\n" not in text and str(tmp_path) in text
+
+
+def test_missing_folder_and_file(tmp_path):
+    with pytest.raises(DatasetError, match="no such folder"):
+        get_dataset(str(tmp_path / "nope"))
+    (tmp_path / "file.png").write_bytes(b"x")
+    with pytest.raises(DatasetError, match="is a file"):
+        get_dataset(str(tmp_path / "file.png"))
+
+
+def test_catalogue_names_win_and_folder_names_do_not_clash(tmp_path):
+    root = classes_folder(tmp_path / "mnist", per_class=3)
+    assert get_dataset(str(root)).name == "folder_mnist"
+    assert get_dataset("mnist").tfds is not None
+
+
+def test_image_format_reads_first_bytes():
+    assert folder.image_format(b"\xff\xd8\xff\xe0") == "jpeg"
+    assert folder.image_format(b"\x89PNG\r\n\x1a\n....") == "png"
+    assert folder.image_format(b"GIF89a") == "gif"
+    bmp = b"BM" + bytes(26)
+    assert folder.image_format(bmp + (24).to_bytes(2, "little")) == "bmp"
+    assert folder.image_format(bmp + (1).to_bytes(2, "little")) is None
+    assert folder.image_format(b"hello") is None
+
+
+def test_pipeline_decodes_every_format_and_mode_to_the_model_input(tmp_path):
+    from zoo.data.pipeline import PipelineSpec, batches
+
+    root = classes_folder(tmp_path / "mixed", per_class=8)
+    spec = PipelineSpec(image_size=32, channels=1, batch_size=8, training=False)
+    xs, ys = zip(*[(x.numpy(), y.numpy()) for x, y in batches(str(root), "train", spec)])
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    assert x.shape == (22, 32, 32, 1) and x.dtype == np.float32  # 24 images, 2 held out (10%, rounded)
+    assert sorted(np.bincount(y)) == [7, 7, 8]
+    # each class is one grey level: after normalisation, one value per class (to JPEG's rounding)
+    for c in range(3):
+        assert np.ptp(x[y == c].mean(axis=(1, 2, 3))) < 0.05
+    rgb = PipelineSpec(image_size=40, channels=3, batch_size=5, training=True, augment="pad_crop_flip", seed=1)
+    first = [b[1].numpy().tolist() for b in batches("mixed", "train", rgb)]
+    again = [b[1].numpy().tolist() for b in batches("mixed", "train", rgb)]
+    assert first == again and sorted(sum(first, [])) == sorted(y.tolist())  # seeded, a permutation of train
+
+
+def test_import_into_tfds_streams_the_same_images(tmp_path, monkeypatch):
+    from zoo.data.pipeline import PipelineSpec, batches
+
+    monkeypatch.setenv("ZOO_DATA_DIR", str(tmp_path / "data"))
+    root = classes_folder(tmp_path / "imp", per_class=6)
+    result = folder.import_folder(root, "imp_tfds")
+    assert result.counts == {"train": 16, "validation": 2} and (result.path / "dataset_info.json").is_file()
+    entry = get_dataset("imp_tfds")
+    assert entry.tfds.name == "imp_tfds" and entry.class_names == ["cat", "dog", "owl"]
+    spec = PipelineSpec(image_size=32, channels=3, batch_size=4, training=False)
+    direct = sorted(np.concatenate([y for _, y in batches(str(root), "validation", spec)]).tolist())
+    imported = sorted(np.concatenate([y for _, y in batches("imp_tfds", "validation", spec)]).tolist())
+    assert direct == imported and len(direct) == 2 and len(set(direct)) == 2  # stratified: two classes
+    assert folder.import_folder(root, "imp_tfds").already
+    with pytest.raises(DatasetError, match="catalogue dataset"):
+        folder.import_folder(root, "mnist")
+    with pytest.raises(DatasetError, match="lower-case letters"):
+        folder.import_folder(root, "Bad-Name")
+
+
+def test_import_names_a_damaged_image(tmp_path, monkeypatch):
+    monkeypatch.setenv("ZOO_DATA_DIR", str(tmp_path / "data"))
+    root = classes_folder(tmp_path / "dmg", per_class=3)
+    good = (root / "dog" / "000.png").read_bytes()
+    (root / "dog" / "000.png").write_bytes(good[:40])  # a PNG signature, then truncated
+    with pytest.raises(DatasetError, match="000.png: not a decodable image"):
+        folder.import_folder(root, "dmg_tfds")
+    assert not (tmp_path / "data" / "dmg_tfds").exists()  # nothing half-written is left
+
+
+def test_cli_bad_folder_is_one_line(tmp_path):
+    (tmp_path / "empty").mkdir()
+    proc = subprocess.run([sys.executable, "-c", "import sys, cli; sys.exit(cli.main())", "data", "bench",
+                           str(tmp_path / "empty"), "--epochs", "1"], capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [f"zoo: error: {tmp_path / 'empty'}: no class folders; expected one "
+                                                "sub-folder of images per class (PATH/<class>/<image>), or train/ "
+                                                "and val/"]
