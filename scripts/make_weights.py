@@ -39,11 +39,14 @@ def commit_at(started: str) -> str:
                           capture_output=True, text=True, check=True).stdout.strip()
 
 
-def measured(model: str, path: Path, dataset: str) -> dict:
-    """`zoo eval MODEL --weights PATH --dataset D --json` on D's evaluation split, as the registry records it."""
+def measured(model: str, weights: "pretrained.Weights", dataset: str) -> dict:
+    """`zoo eval MODEL --weights PATH --dataset D --json` on D's evaluation split, as the registry records it, with
+    the preprocessing of the run the weights come from (not the one a bare file would be guessed to have: the
+    sample's own statistics instead of the training set's)."""
     from zoo.training.evaluate import evaluate
 
-    result = evaluate(model, path, dataset=dataset)
+    path = weights.path
+    result = evaluate(model, weights, dataset=dataset)
     relative = path.relative_to(ROOT)
     return {"dataset": dataset, "split": result.split, "top1": round(100 * result.top1, 2),
             "top5": round(100 * result.top5, 2) if result.top5 is not None else None,
@@ -68,7 +71,8 @@ def ship(model: str, run_dir: Path, tag: str, max_mb: float) -> dict:
         shutil.copyfile(source, tmp)
     spec = zoo.get_spec(model)
     prep = pretrained.pipeline_preprocessing(spec, config["dataset"], config["image_size"])
-    accuracy = [measured(model, target, config["dataset"]), measured(model, target, f"{config['dataset']}_sample")]
+    weights = pretrained.Weights(model, None, target, config["dataset"], prep, config["classes"])
+    accuracy = [measured(model, weights, config["dataset"]), measured(model, weights, f"{config['dataset']}_sample")]
     return {
         "source": "shipped", "file": target.name, "sha256": pretrained.sha256_of(target), "size_bytes": size,
         "dataset": config["dataset"], "classes": config["classes"],
