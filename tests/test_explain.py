@@ -551,3 +551,31 @@ def test_densenet_source_of_every_concatenated_channel():
     trace = compute.unit_trace(graph, blocks[0]["layer"], (2, 3, 20), acts)
     source = trace["origin"]["layer"]
     assert trace["value"] == pytest.approx(float(acts[source][0, 2, 3, trace["origin"]["channel"]]))
+
+
+@pytest.mark.slow
+def test_imagenet_weights_from_keras_cache_explained_with_caffe_preprocessing(tmp_path, monkeypatch):
+    """`--weights imagenet`: Keras' own file from $KERAS_HOME (here one made by keras.applications with random
+    weights), mapped into the zoo's ResNet-50; view 1 shows Keras' caffe steps (BGR, mean subtracted) and the
+    head equals keras.applications.ResNet50 on preprocess_input of the same crop."""
+    from test_predict import keras_file_with_random_weights
+
+    models = tmp_path / "keras" / "models"
+    models.mkdir(parents=True)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    twin = keras_file_with_random_weights("resnet50", models)
+    entry = zoo.get_spec("resnet50").weights["imagenet"]
+    image = np.random.default_rng(9).integers(0, 256, size=(240, 320, 3), dtype="uint8")
+    result = report.explain(report.Request(spec=zoo.get_spec("resnet50"), image=image, weights="imagenet",
+                                           methods=("saliency",)))
+    data = result.data
+    assert [s["name"] for s in data["preprocessing"]["steps"]] == ["original", "resize", "center crop", "BGR",
+                                                                   "normalise"]
+    assert data["preprocessing"]["settings"]["mode"] == "caffe"
+    import hashlib
+
+    assert data["weights"]["sha256"] == hashlib.sha256((models / entry.file).read_bytes()).hexdigest()
+    geometry = Preprocessing(size=224, channels=3, resize=256, crop=224, mean=[0.0], std=[1.0])
+    keras_input = keras.applications.resnet50.preprocess_input(geometry(image).copy())
+    np.testing.assert_allclose(result.x, keras_input, atol=1e-3)
+    np.testing.assert_allclose(data["head"]["probabilities"], twin.predict(keras_input, verbose=0)[0], atol=1e-4)
