@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional
 
 import click
@@ -87,6 +87,27 @@ def predict_files(weights, model, paths: list[str], top: int, on_error) -> list[
     return [Answer(path, top_k) for path, top_k in zip(readable, weights.decode(probabilities, top=top))]
 
 
+def recorded_names(weights: Optional[str]) -> Optional[list[str]]:
+    """The class names a run on an image folder recorded in its config.json (label i is the i-th): the labels of
+    its weights even when the folder has changed since."""
+    config = os.path.join(os.path.dirname(os.fspath(weights)), "config.json") if weights else ""
+    if not os.path.isfile(config):
+        return None
+    try:
+        with open(config) as f:
+            names = json.load(f).get("class_names")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return list(names) if isinstance(names, list) else None
+
+
+def relabelled(answers: list[Answer], names: Optional[list[str]]) -> list[Answer]:
+    if not names:
+        return answers
+    return [Answer(a.image, [replace(p, label=names[p.index]) if p.index < len(names) else p for p in a.top])
+            for a in answers]
+
+
 def render(answers: list[Answer]) -> list[str]:
     width = max((len(p.label) for a in answers for p in a.top), default=0)
     lines = []
@@ -113,6 +134,10 @@ def predict(name, images, weights, top_k, as_json):
     from ..registry import get_spec
 
     spec = get_spec(name)
+    if weights and os.path.isfile(weights):
+        from ..data import folder
+
+        folder.register_run(weights)  # a run on an image folder: its dataset name stands for the folder again
     resolved = resolve(spec, weights or default_weights(spec))
     if top_k > resolved.classes:
         click.echo(f"zoo: note: --top-k {top_k} is more than the {resolved.classes} classes of {resolved.name}: "
@@ -124,7 +149,7 @@ def predict(name, images, weights, top_k, as_json):
         failed.append(message)
         click.echo(f"zoo: error: {message}", err=True)
 
-    answers = predict_files(resolved, model, list(images), top_k, on_error)
+    answers = relabelled(predict_files(resolved, model, list(images), top_k, on_error), recorded_names(weights))
     if as_json:
         click.echo(json.dumps([a.as_dict() for a in answers], indent=2))
     else:

@@ -66,6 +66,11 @@ class RunConfig:
     loss: Optional[dict] = None  # {"name": "crossentropy"} or {"name": "map", "rubbish_penalty": j} (losses.py)
     data_dir: Optional[str] = None
     notes: list = field(default_factory=list)
+    dataset_path: Optional[str] = None  # an image folder's path (then `dataset` is the folder's name)
+    class_names: Optional[list] = None  # an image folder's classes in label order (zoo predict's labels)
+    weights: Optional[str] = None  # what the run started from (fine-tuning), None: a random initialisation
+    freeze_backbone: bool = False
+    head_epochs: Optional[float] = None
 
     # Speed and placement knobs may change between an interrupted run and its resumption (the options RunOptions
     # does not MATCH on resume), and so may the notes; the rest may not.
@@ -177,10 +182,15 @@ def resolve_run(name: str | Spec, options: Optional[RunOptions] = None) -> "Run"
     """The run of registry model `name` (or its spec) with `options` (None: the defaults), resolved once."""
     options = options or RunOptions()
     spec = name if isinstance(name, Spec) else registry_module.get_spec(name)
+    from . import finetune
+
     dataset = options.dataset or spec.dataset
-    recipe_name = options.recipe or spec.recipe_for(dataset)
+    recipe_name = options.recipe or (finetune.FINETUNE_RECIPE if options.weights else spec.recipe_for(dataset))
     rec = registry_module.registry().recipe(recipe_name)
     info = catalogue.dataset_info(dataset, holdout=rec.validation)
+    folder = info.entry.folder  # an image folder: recorded by path, named by its name (run ids, tables)
+    if options.weights:
+        finetune.resolve_weights(spec, options.weights)  # a bad tag or file: one line now, before any TF
     from .inputs import require_data  # the input path this backend uses (tf.data: TFDS; numpy: raw files)
 
     require_data(dataset, options.data_dir)  # now, not after the model is built
@@ -197,11 +207,13 @@ def resolve_run(name: str | Spec, options: Optional[RunOptions] = None) -> "Run"
         raise TrainError(f"batch size {batch} is larger than the {examples} training images of {dataset}")
     per_epoch, per_execution, execution_note = _steps_per_epoch(examples, batch, options)
     run_epochs, total = _length(rec, per_epoch, options.epochs, options.max_steps)
+    finetune.check_options(options, run_epochs)
     peak, rule = _peak_lr(rec, batch, options.lr)
 
     config = RunConfig(
-        model=spec.name, dataset=dataset, recipe=recipe_name, recipe_details=rec.model_dump(exclude_none=True),
-        image_size=size, classes=info.num_classes, train_split=train_split,
+        model=spec.name, dataset=info.name, recipe=recipe_name, recipe_details=rec.model_dump(exclude_none=True),
+        image_size=size, classes=finetune.head_classes(options, info.num_classes, info.name),
+        train_split=train_split,
         validation_split="validation" if validate else None, holdout=info.validation_holdout if validate else None,
         eval_split=info.eval_split, train_examples=examples, batch_size=batch, lr=peak, lr_rule=rule,
         weight_decay=rec.weight_decay, weight_decay_mode=_decay_mode(rec), epochs=run_epochs,
@@ -211,7 +223,10 @@ def resolve_run(name: str | Spec, options: Optional[RunOptions] = None) -> "Run"
         precision=options.precision or DEFAULTS["precision"],
         xla=DEFAULTS["xla"] if options.xla is None else options.xla, steps_per_execution=per_execution,
         strategy=options.strategy or DEFAULTS["strategy"], data_dir=options.data_dir,
-        notes=[note for note in (size_note, execution_note, _no_validation_note(rec, info)) if note])
+        notes=[note for note in (size_note, execution_note, _no_validation_note(rec, info),
+                                 info.entry.obtain.note if folder else None) if note],
+        dataset_path=folder, class_names=info.class_names if folder else None, weights=options.weights,
+        freeze_backbone=bool(options.freeze_backbone), head_epochs=options.head_epochs)
     return Run(config, spec, rec, info)
 
 
@@ -272,6 +287,10 @@ def run_of(config: RunConfig, spec: Optional[Spec] = None) -> Run:
     resolved it, the spec from the registry (or `spec`, already looked up)."""
     spec = spec or registry_module.get_spec(config.model)
     recipe = recipe_of(config)
+    if config.dataset_path:  # an image folder: its name stands for its path again in this process
+        from ..data import folder
+
+        folder.register(config.dataset, config.dataset_path)
     return Run(config, spec, recipe, catalogue.dataset_info(config.dataset, holdout=recipe.validation))
 
 
@@ -287,6 +306,8 @@ def overrides_conflict(saved: RunConfig, options: RunOptions, allowed: tuple[str
     for name in RunOptions.on_resume(MATCH):
         asked = getattr(options, name)
         there = getattr(saved, RunOptions.config_field(name))
+        if name == "dataset" and asked is not None and saved.dataset_path:  # a folder: its path or its name
+            asked = saved.dataset if asked == saved.dataset else catalogue.get_dataset(asked).name
         if name not in allowed and asked is not None and differs(there, asked):
             shown = (f"{there:g} there, {asked:g}" if isinstance(asked, float) else f"{there!r} there, {asked!r}")
             return f"{name} {shown} asked"

@@ -74,11 +74,29 @@ class RunOptions(Strict):
     image_size: Optional[int] = _option(
         "Input side to train at (default: the recipe's or the model's).", MATCH, gt=0)
     data_dir: Optional[str] = _option("Prepared datasets (default $ZOO_DATA_DIR).", REPLACE, path=True)
+    # Fine-tuning (zoo/training/finetune.py)
+    weights: Optional[str] = _option(
+        "Start from these weights: a tag of the model's named weights (`zoo list --weights`), imagenet, or a "
+        ".weights.h5 / .keras file; the head is replaced where the class count differs (recipe: finetune).", MATCH)
+    freeze_backbone: Optional[bool] = _option(
+        "With --weights: train the head only (the backbone's layers frozen).", MATCH)
+    head_epochs: Optional[float] = _option(
+        "With --weights: train the head alone for this many epochs, then every layer (two phases).", MATCH, gt=0,
+        allow_inf_nan=False)
+    classes: Optional[int] = _option("Classes of the model's head (default: the dataset's).", MATCH, gt=0)
 
     @field_validator("data_dir", mode="before")
     @classmethod
     def _path_as_text(cls, value):
         return os.fspath(value) if isinstance(value, os.PathLike) else value
+
+    @field_validator("weights", mode="before")
+    @classmethod
+    def _weights_file_absolute(cls, value):
+        """A weights file as an absolute path (config.json then names it wherever the run is resumed); a tag as
+        given."""
+        value = os.fspath(value) if isinstance(value, os.PathLike) else value
+        return os.path.abspath(value) if isinstance(value, str) and os.path.isfile(value) else value
 
     @classmethod
     def of(cls, options: Optional["RunOptions"] = None, **given: Any) -> "RunOptions":

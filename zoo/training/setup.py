@@ -47,7 +47,14 @@ def build_model(run: Run, *, for_training: bool = True):
         elif fixed != recipe.dropout:
             raise TrainError(f"recipe {recipe.name!r} sets dropout {recipe.dropout:g}, but {spec.name}'s "
                              f"architecture fixes it at {fixed:g}")
-    return build_spec(spec, **kwargs)
+    model = build_spec(spec, **kwargs)
+    if for_training and config.weights:  # fine-tuning (finetune.py): the notes go into config.json
+        from . import finetune
+
+        config.notes = [*config.notes, *finetune.start_from(model, run)]
+        if config.freeze_backbone:
+            config.notes = [*config.notes, *finetune.freeze(model, run)]
+    return model
 
 
 def inference_model(model, run: Run):
@@ -69,6 +76,8 @@ def _add_l2(model, weight_decay: float) -> None:
 
 
 def make_optimizer(config: RunConfig, recipe: Recipe, model):
+    """The recipe's optimizer with its schedule and weight decay; with --head-epochs, the backbone's learning rate
+    held at 0 for the first epochs (finetune.head_first)."""
     schedule = schedules.from_recipe(recipe.schedule, config.lr, config.steps_per_epoch, config.total_steps)
     if config.weight_decay_mode == "l2":
         _add_l2(model, config.weight_decay)
@@ -82,6 +91,10 @@ def make_optimizer(config: RunConfig, recipe: Recipe, model):
             var_list=[v for v in model.trainable_variables if not v.name.endswith("kernel")])
     else:
         optimizer = keras.optimizers.RMSprop(schedule, momentum=recipe.momentum)
+    if config.head_epochs:
+        from . import finetune
+
+        config.notes = [*config.notes, *finetune.head_first(optimizer, model, config)]
     if config.precision == "mixed_float16":  # fp16 gradients underflow without dynamic loss scaling
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     return optimizer
