@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from ..choices import EVAL_PROTOCOLS
@@ -115,6 +117,10 @@ def evaluate(name, weights, dataset, split, batch_size, image_size, limit, data_
         click.echo(f"  protocol: {r.protocol}, {r.views} views per image, softmax averaged")
     if r.committed_top1 is not None:
         click.echo(f"  committed: top-1 {r.committed_top1:.2f}% (registry.yaml, the weights' measured accuracy)")
+    if os.path.isdir(weights):  # a run folder: which of its weights files, and why
+        from ..training.rundir import RunDir
+
+        click.echo(f"  {os.path.basename(r.weights)} of the run folder: {RunDir(weights).eval_weights()[1]}")
     from ..registry import get_spec
 
     same = {(x.metric, x.value) for x in get_spec(r.model).published(r.dataset) if x.eval_protocol == r.protocol}

@@ -29,7 +29,9 @@ from .options import OptionError, RunOptions
 
 __all__ = ["evaluate", "EvalResult", "Evaluation", "prepare"]
 
-RUN_WEIGHTS = ("model.weights.h5", "model.keras")  # what a run folder given as --weights stands for
+# What a run folder given as --weights stands for: its best-validation checkpoint, else (a run that did not
+# validate) its last epoch's weights (rundir.RunDir.eval_weights says which, for the CLI's line)
+RUN_WEIGHTS = ("best.weights.h5", "model.weights.h5", "model.keras")
 
 
 @dataclass
@@ -109,11 +111,16 @@ def _check_counts(**counts) -> None:
 
 
 def _in_run_folder(weights):
-    """A run folder given as the weights: its model.weights.h5 (else model.keras); anything else as it is."""
+    """A run folder given as the weights: its best.weights.h5, else model.weights.h5, else model.keras; anything
+    else as it is."""
     if isinstance(weights, (str, os.PathLike)) and os.path.isdir(weights):
         found = next((Path(weights) / name for name in RUN_WEIGHTS if (Path(weights) / name).is_file()), None)
         return found or weights  # zoo.pretrained says a folder is not a weights file
     return weights
+        if found is None and (Path(weights) / "config.json").is_file():  # a run folder, not finished
+            from .rundir import RunDir
+
+            RunDir(weights).eval_weights()  # the one-line error: no finished run's weights, how to go on
 
 
 def _saved_run(spec, weights, dataset, image_size, data_dir, precision, xla) -> Optional[Run]:
