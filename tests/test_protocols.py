@@ -209,6 +209,10 @@ def test_protocols_that_do_not_apply_say_why_in_one_line():
     with pytest.raises(P.ProtocolError, match=r"smallest scale \(224 px\) is below alexnet's 227x227 input"):
         P.check("dense_multiscale", model="alexnet", dataset="imagenet2012", fixed_size=False, prep=alexnet)
     assert P.check("dense", model="alexnet", dataset="imagenet2012", fixed_size=False, prep=alexnet).dense
+    with pytest.raises(P.ProtocolError, match="144crop's squares at four scales have no one mean image"):
+        P.check("144crop", model="alexnet", dataset="imagenet2012", fixed_size=False, prep=alexnet, mean="pixel")
+    with pytest.raises(P.ProtocolError, match="--mean pixel is applied with TensorFlow ops"):
+        P.check("center", fixed_size=True, prep=prep, numpy_input=True, mean="pixel", **common)
 
 
 def test_names_declared_once_and_the_registry_uses_them():
@@ -313,6 +317,8 @@ def test_protocol_bad_input_is_one_line(capsys, tmp_path):
     assert code == 1 and "drop --limit and --split" in err
     code, _, err = zoo_cli(capsys, *common, "--results", tmp_path)
     assert code == 2 and "give --record too" in err
+    code, _, err = zoo_cli(capsys, *common, "--protocol", "dense", "--record", "--mean", "pixel")
+    assert code == 1 and "drop --mean" in err
 
 
 def test_record_puts_a_run_under_its_protocol_beside_the_published_number(capsys, tmp_path):
@@ -425,3 +431,38 @@ def test_10crop_and_144crop_on_mock_imagenet_through_zoo_eval(capsys, mock_image
         dense = evaluate("lenet5", weights, dataset="imagenet2012", data_dir=root, limit=5,
                          protocol="dense_multiscale_jittered")
         assert dense.views == 6 and np.isfinite(dense.loss) and 0 <= dense.top1 <= 1
+
+
+def test_mean_image_subtraction_is_the_training_images_mean_at_the_views_geometry(capsys, tmp_path, monkeypatch):
+    """--mean pixel: the mean image of the run's training split (cached in the data dir) replaces the per-channel
+    mean; the result equals (x - M) / std computed here from the raw pixels."""
+    from zoo.data.pipeline import make_dataset
+    from zoo.training import protocols as P
+    from zoo.training.evaluate import prepare
+
+    monkeypatch.setenv("ZOO_DATA_DIR", str(tmp_path))
+    evaluation = prepare("lenet5", "fashion_mnist", dataset="fashion_mnist_sample", limit=40, mean="pixel")
+    prep, split = evaluation.preprocessing, evaluation.run.config.train_split
+
+    def raw(part):
+        batches = make_dataset("fashion_mnist_sample", part, image_size=32, channels=1, batch_size=10000,
+                               training=False, mean=[0.0], std=[1.0], pad=2)
+        return [(x.numpy(), y.numpy()) for x, y in batches]
+
+    expected = np.concatenate([x for x, _ in raw(split)]).mean(axis=0)
+    image = P.mean_image(evaluation, prep)
+    np.testing.assert_allclose(image, expected, atol=1e-3)
+    assert P.mean_image_path(evaluation, prep).is_file() and str(tmp_path) in str(P.mean_image_path(evaluation, prep))
+    assert image.std() > 20  # a mean image, not a constant: Fashion-MNIST's background is black
+    code, out, err = zoo_cli(capsys, "eval", "lenet5", "--weights", "fashion_mnist", "--dataset",
+                             "fashion_mnist_sample", "--mean", "pixel", "--limit", 40, "--json")
+    assert code == 0, err
+    shown = json.loads(out)
+    (x, labels), = raw("test[:40]")
+    logits = lenet_on(evaluation).predict((x - expected) / prep.std[0], verbose=0)
+    top1, loss = expected_scores(softmax(logits), labels)
+    assert (shown["mean"], shown["protocol"], shown["committed_top1"]) == ("pixel", "center", None)
+    assert shown["top1"] == pytest.approx(top1) and shown["loss"] == pytest.approx(loss, rel=1e-3)
+    code, _, err = zoo_cli(capsys, "eval", "lenet5", "--weights", "fashion_mnist", "--dataset",
+                           "fashion_mnist_sample", "--mean", "pixel", "--protocol", "10crop", "--limit", 8)
+    assert code == 0, err

@@ -68,3 +68,9 @@ EvalProtocol = Literal["center", "10crop", "144crop", "dense", "dense_multiscale
                        "dense_multiscale_jittered", "dense_5scale"]
 EVAL_PROTOCOLS = values(EvalProtocol)
 __all__ += ["EvalProtocol", "EVAL_PROTOCOLS"]
+
+# Appended (test protocols, issue 16): what `zoo eval --mean` subtracts before the std division: the per-channel
+# mean (the zoo's pipelines, zoo/data/catalogue.yaml) or the training images' mean image (AlexNet, ZFNet).
+MeanSubtraction = Literal["channel", "pixel"]
+MEAN_SUBTRACTIONS = values(MeanSubtraction)
+__all__ += ["MeanSubtraction", "MEAN_SUBTRACTIONS"]

@@ -6,7 +6,7 @@ import os
 
 import click
 
-from ..choices import EVAL_PROTOCOLS
+from ..choices import EVAL_PROTOCOLS, MEAN_SUBTRACTIONS
 from ..training.options import click_options
 
 
@@ -77,13 +77,17 @@ def train(name, output, resume, force, results, no_record, quiet, **options):
               help="The test protocol: the views of each image and how their scores combine (center; AlexNet's "
               "10crop; GoogLeNet's 144crop; VGG's dense, dense_multiscale, dense_384, dense_multiscale_jittered; "
               "ResNet's dense_5scale). --batch-size then counts views. See docs/reproducing.md.")
+@click.option("--mean", type=click.Choice(MEAN_SUBTRACTIONS), default="channel", show_default=True,
+              help="What is subtracted before the std division: the per-channel mean the weights were trained "
+              "with, or the training images' mean image (AlexNet's and ZFNet's input; computed once, cached in the "
+              "data dir).")
 @click.option("--record", is_flag=True, help="Add the result to the results store as the run's record under "
               "--protocol (a run's weights, the whole evaluation split), for `zoo table results`.")
 @click.option("--results", type=click.Path(file_okay=False),
               help="Results store for --record (default $ZOO_RESULTS_DIR, else ~/.zoo/results).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def evaluate(name, weights, dataset, split, batch_size, image_size, limit, data_dir, protocol, record, results,
-             as_json):
+def evaluate(name, weights, dataset, split, batch_size, image_size, limit, data_dir, protocol, mean, record,
+             results, as_json):
     """Top-1/top-5 accuracy and loss of NAME with WEIGHTS, each image prepared as those weights expect (named
     weights: their preprocessing, e.g. Keras' caffe mode for imagenet; a run's file: its training pipeline's; a
     bare file: the registry's evaluation protocol)."""
@@ -98,9 +102,9 @@ def evaluate(name, weights, dataset, split, batch_size, image_size, limit, data_
     if record:
         from ..training import protocols
 
-        source = protocols.record_source(weights, protocol, limit=limit, split=split)
+        source = protocols.record_source(weights, protocol, limit=limit, split=split, mean=mean)
     r = evaluate_weights(name, weights, dataset=dataset, split=split, batch_size=batch_size,
-                            image_size=image_size, data_dir=data_dir, limit=limit, protocol=protocol)
+                            image_size=image_size, data_dir=data_dir, limit=limit, protocol=protocol, mean=mean)
     if record:
         from .. import results as results_store
 
@@ -113,14 +117,16 @@ def evaluate(name, weights, dataset, split, batch_size, image_size, limit, data_
     click.echo(f"{r.model} on {r.dataset} {r.split} ({r.examples:,} images at {r.image_size}x{r.image_size}): "
                f"top-1 {100 * r.top1:.2f}%{top5}   loss {r.loss:.4f}   ({r.images_per_s:,.0f} images/s)")
     click.echo(f"  weights: {r.weights}; images: {r.preprocessing}")
-    if r.protocol != "center":
-        click.echo(f"  protocol: {r.protocol}, {r.views} views per image, softmax averaged")
-    if r.committed_top1 is not None:
-        click.echo(f"  committed: top-1 {r.committed_top1:.2f}% (registry.yaml, the weights' measured accuracy)")
     if os.path.isdir(weights):  # a run folder: which of its weights files, and why
         from ..training.rundir import RunDir
 
         click.echo(f"  {os.path.basename(r.weights)} of the run folder: {RunDir(weights).eval_weights()[1]}")
+    if r.protocol != "center":
+        click.echo(f"  protocol: {r.protocol}, {r.views} views per image, softmax averaged")
+    if r.mean == "pixel":
+        click.echo("  mean: the training images' mean image subtracted (not the per-channel mean)")
+    if r.committed_top1 is not None:
+        click.echo(f"  committed: top-1 {r.committed_top1:.2f}% (registry.yaml, the weights' measured accuracy)")
     from ..registry import get_spec
 
     same = {(x.metric, x.value) for x in get_spec(r.model).published(r.dataset) if x.eval_protocol == r.protocol}

@@ -51,6 +51,7 @@ class EvalResult:
     committed_top1: Optional[float] = None  # the weights entry's measured top-1 (percent) on this split, if any
     protocol: str = "center"  # the test protocol (zoo/training/protocols.py) and its views per image
     views: int = 1
+    mean: str = "channel"  # what was subtracted: the per-channel mean, or the training images' mean image
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ class Evaluation:
     examples: int
     preprocessing: object = None  # zoo.preprocess.Preprocessing
     protocol: str = "center"  # zoo.choices.EVAL_PROTOCOLS, checked against the run and preprocessing
+    mean: str = "channel"  # zoo.choices.MEAN_SUBTRACTIONS
 
     def single_view(self):
         """The Preprocessing of one view: the weights', else the registry protocol's (the pipeline's own)."""
@@ -115,12 +117,12 @@ def _in_run_folder(weights):
     else as it is."""
     if isinstance(weights, (str, os.PathLike)) and os.path.isdir(weights):
         found = next((Path(weights) / name for name in RUN_WEIGHTS if (Path(weights) / name).is_file()), None)
-        return found or weights  # zoo.pretrained says a folder is not a weights file
-    return weights
         if found is None and (Path(weights) / "config.json").is_file():  # a run folder, not finished
             from .rundir import RunDir
 
             RunDir(weights).eval_weights()  # the one-line error: no finished run's weights, how to go on
+        return found or weights  # zoo.pretrained says a folder is not a weights file
+    return weights
 
 
 def _saved_run(spec, weights, dataset, image_size, data_dir, precision, xla) -> Optional[Run]:
@@ -174,7 +176,7 @@ def _check_classes(weights, dataset: str) -> None:
 def prepare(name: str, weights, dataset: Optional[str] = None, split: Optional[str] = None,
             batch_size: Optional[int] = None, data_dir=None, image_size: Optional[int] = None,
             recipe: Optional[str] = None, precision: Optional[str] = None, xla: Optional[bool] = None,
-            limit: Optional[int] = None, protocol: str = "center") -> Evaluation:
+            limit: Optional[int] = None, protocol: str = "center", mean: str = "channel") -> Evaluation:
     """Resolve what evaluate() evaluates (no model built, no TensorFlow needed): the weights, the run, the split
     and the preprocessing, and check the test protocol applies. Arguments as evaluate()'s."""
     from ..pretrained import resolve
@@ -195,7 +197,7 @@ def prepare(name: str, weights, dataset: Optional[str] = None, split: Optional[s
     examples = run.data.num_examples.get(split.split("[")[0])
     if limit:
         split, examples = f"{split}[:{limit}]", min(limit, examples or limit)
-    evaluation = Evaluation(run, resolved, split, int(examples or 0), prep, protocol)
+    evaluation = Evaluation(run, resolved, split, int(examples or 0), prep, protocol, mean)
     _check_protocol(evaluation)
     return evaluation
 
@@ -205,27 +207,28 @@ def _check_protocol(evaluation: Evaluation) -> None:
     from . import protocols
     from .inputs import input_path
 
-    if evaluation.protocol == "center":
+    if (evaluation.protocol, evaluation.mean) == ("center", "channel"):
         return
     run = evaluation.run
     protocols.check(evaluation.protocol, model=run.spec.name, dataset=run.config.dataset,
                     fixed_size=run.data.fixed_size, prep=evaluation.single_view(), image_shape=run.data.image_shape,
-                    numpy_input=input_path() == "numpy")
+                    numpy_input=input_path() == "numpy", mean=evaluation.mean)
 
 
 def evaluate(name: str, weights, dataset: Optional[str] = None, split: Optional[str] = None,
              batch_size: Optional[int] = None, data_dir=None, image_size: Optional[int] = None,
              recipe: Optional[str] = None, precision: Optional[str] = None, xla: Optional[bool] = None,
-             limit: Optional[int] = None, protocol: str = "center") -> EvalResult:
+             limit: Optional[int] = None, protocol: str = "center", mean: str = "channel") -> EvalResult:
     """Evaluate registry model `name` with `weights` (a tag such as "fashion_mnist" or "imagenet", MODEL.TAG, a
     .weights.h5 / .keras file, a run folder, or a zoo.pretrained.Weights) on `split` (default: the dataset's
     evaluation split, e.g. test) of `dataset` (default: the weights' own, a run's, else the model's), with the
     preprocessing the weights expect. `limit`: only the first N images (a quick check). `protocol`: the test
     protocol (zoo.choices.EVAL_PROTOCOLS: center, 10crop, 144crop, dense, ...; zoo/training/protocols.py); with
-    several views per image, `batch_size` counts the model's inputs (views x images)."""
+    several views per image, `batch_size` counts the model's inputs (views x images). `mean="pixel"`: subtract
+    the mean image of the run's training images (cached in the data dir) instead of the per-channel mean."""
     evaluation = prepare(name, weights, dataset=dataset, split=split, batch_size=batch_size, data_dir=data_dir,
                          image_size=image_size, recipe=recipe, precision=precision, xla=xla, limit=limit,
-                         protocol=protocol)
+                         protocol=protocol, mean=mean)
     run, config = evaluation.run, evaluation.run.config
     from . import devices, setup
 
@@ -239,10 +242,11 @@ def evaluate(name: str, weights, dataset: Optional[str] = None, split: Optional[
     from . import protocols
 
     start = time.perf_counter()
-    if evaluation.protocol == "center":
+    if (evaluation.protocol, evaluation.mean) == ("center", "channel"):
         result = model.evaluate(evaluation.stream(batch_size), verbose=0, return_dict=True)
     else:
-        result = protocols.evaluate_views(model, evaluation, evaluation.protocol, batch_size, evaluation.single_view())
+        result = protocols.evaluate_views(model, evaluation, evaluation.protocol, batch_size, evaluation.single_view(),
+                                          mean=evaluation.mean)
     seconds = time.perf_counter() - start
     examples = evaluation.examples
     return EvalResult(model=run.spec.name, dataset=config.dataset, split=evaluation.split,
@@ -251,5 +255,6 @@ def evaluate(name: str, weights, dataset: Optional[str] = None, split: Optional[
                       loss=float(result["xent"]), examples=examples, image_size=config.image_size,
                       seconds=seconds, images_per_s=examples / seconds if seconds else 0.0,
                       preprocessing=evaluation.described(), protocol=evaluation.protocol,
-                      views=protocols.views_of(evaluation.protocol),
-                      committed_top1=evaluation.committed_top1() if evaluation.protocol == "center" else None)
+                      views=protocols.views_of(evaluation.protocol), mean=evaluation.mean,
+                      committed_top1=evaluation.committed_top1()
+                      if (evaluation.protocol, evaluation.mean) == ("center", "channel") else None)

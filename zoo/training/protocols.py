@@ -29,7 +29,7 @@ import difflib
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from ..choices import EVAL_PROTOCOLS
+from ..choices import EVAL_PROTOCOLS, MEAN_SUBTRACTIONS
 from .options import OptionError
 
 __all__ = ["Protocol", "Geometry", "Canvas", "PROTOCOLS", "ProtocolError", "get_protocol", "check", "geometry_of",
@@ -303,13 +303,21 @@ def geometry_of(prep) -> Geometry:
 
 
 def check(name: str, *, model: str, dataset: str, fixed_size: bool, prep, image_shape=None,
-          numpy_input: bool = False) -> Protocol:
-    """The protocol `name` for `model` on `dataset` with the single-view Preprocessing `prep`, or a one-line
-    ProtocolError saying why it does not apply."""
+          numpy_input: bool = False, mean: str = "channel") -> Protocol:
+    """The protocol `name` for `model` on `dataset` with the single-view Preprocessing `prep` (and `mean`
+    subtraction), or a one-line ProtocolError saying why it does not apply."""
     protocol = get_protocol(name)
-    if name == "center":
+    if mean not in MEAN_SUBTRACTIONS:
+        raise ProtocolError(f"unknown mean subtraction {mean!r}: choose from {', '.join(MEAN_SUBTRACTIONS)}")
+    if mean == "pixel" and name == "144crop":
+        raise ProtocolError("--mean pixel: 144crop's squares at four scales have no one mean image; use it with "
+                            "center, 10crop or a dense protocol")
+    if name == "center" and not (mean == "pixel" and numpy_input):
         return protocol
     if numpy_input:
+        if name == "center":
+            raise ProtocolError("--mean pixel is applied with TensorFlow ops; this process serves data without "
+                                "TensorFlow (the numpy path): use --mean channel, or the TensorFlow backend")
         raise ProtocolError(f"--protocol {name} cuts its views with TensorFlow ops in the tf.data pipeline; this "
                             "process serves data without TensorFlow (the numpy path): use center, or the "
                             "TensorFlow backend")
@@ -442,6 +450,26 @@ def _squares_stream(dataset: str, split: str, prep, sides: tuple[int, ...], imag
     return ds.batch(images).map(normalised, num_parallel_calls=pipeline.AUTOTUNE).prefetch(pipeline.AUTOTUNE)
 
 
+def canvas_prep(protocol: Protocol, geometry: Geometry, base_prep):
+    """The Preprocessing of `protocol`'s canvas (the single view's, with the canvas' geometry); None for GoogLeNet's
+    squares, which no one Preprocessing describes."""
+    canvas = protocol.canvas(geometry)
+    if canvas.kind == "single":
+        return base_prep
+    if canvas.kind == "squares":
+        return None
+    return base_prep.model_copy(update={"size": canvas.side, "resize": canvas.resize, "crop": canvas.resize})
+
+
+def _batches(evaluation, prep, split: str, images: int):
+    from ..data.pipeline import batches
+    from .inputs import weights_pipeline_spec
+
+    run = evaluation.run
+    spec = weights_pipeline_spec(prep, batch_size=images, holdout=run.recipe.validation)
+    return batches(run.config.dataset, split, spec, data_dir=run.config.data_dir)
+
+
 def canvas_stream(evaluation, protocol: Protocol, geometry: Geometry, images: int, base_prep):
     """The batches (canvas, labels) `protocol` cuts its views from, `images` images per batch, prepared as the
     single view is (`base_prep`: channel order, mean/std, interpolation)."""
@@ -453,17 +481,62 @@ def canvas_stream(evaluation, protocol: Protocol, geometry: Geometry, images: in
     if canvas.kind == "squares":
         return _squares_stream(config.dataset, evaluation.split, base_prep, canvas.sides, images,
                                data_dir=config.data_dir, holdout=run.recipe.validation)
-    from ..data.pipeline import batches
-    from .inputs import weights_pipeline_spec
-
-    prep = base_prep.model_copy(update={"size": canvas.side, "resize": canvas.resize, "crop": canvas.resize})
-    spec = weights_pipeline_spec(prep, batch_size=images, holdout=run.recipe.validation)
-    return batches(config.dataset, evaluation.split, spec, data_dir=config.data_dir)
+    return _batches(evaluation, canvas_prep(protocol, geometry, base_prep), evaluation.split, images)
 
 
-def evaluate_views(model, evaluation, name: str, batch_size: Optional[int], base_prep) -> dict:
+# ---------------------------------------------------------------------------------------------------------------
+# Per-pixel mean subtraction: AlexNet (sec. 2) and ZFNet (sec. 3.1) subtract the training set's mean image
+
+
+def mean_image_path(evaluation, prep):
+    """Where the mean image of the run's training images at `prep`'s geometry is cached: the data dir's
+    mean_images/ folder, one .npy per dataset, training split and geometry."""
+    from ..data.catalogue import resolve_data_dir
+
+    config = evaluation.run.config
+    geometry = (f"{prep.size}x{prep.size}x{prep.channels}-resize{prep.resize or 0}-crop{prep.crop or 0}-pad{prep.pad}"
+                f"-{prep.channel_order}-{prep.interpolation}")
+    name = f"{config.dataset}-{config.train_split}-holdout{config.holdout or 0}-{geometry}.npy"
+    return resolve_data_dir(config.data_dir) / "mean_images" / name
+
+
+def mean_image(evaluation, prep, batch_size: int = 500):
+    """The per-pixel mean (H, W, C), 0-255 and in `prep`'s channel order, of the images the run trained on (its
+    training split) prepared with `prep`'s geometry: one pass over the split, then read from the cache."""
+    import numpy as np
+
+    from ..io import atomic_path
+
+    path = mean_image_path(evaluation, prep)
+    if path.is_file():
+        return np.load(path)
+    raw = prep.model_copy(update={"mean": [0.0], "std": [1.0]})
+    total, count = np.zeros((prep.size, prep.size, prep.channels)), 0
+    for images, _ in _batches(evaluation, raw, evaluation.run.config.train_split, batch_size):
+        total += images.numpy().sum(axis=0, dtype=np.float64)
+        count += int(images.shape[0])
+    mean = (total / max(count, 1)).astype(np.float32)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, mean)
+    return mean
+
+
+def _pixel_shift(evaluation, prep):
+    """(M - m) / s: what turns a batch normalised with the per-channel mean m into one with the mean image M
+    subtracted instead ((x - M) / s), the std s kept."""
+    import numpy as np
+
+    channels = prep.channels
+    mean = np.array(list(prep.mean) * channels if len(prep.mean) == 1 else prep.mean, np.float32)
+    std = np.array(list(prep.std) * channels if len(prep.std) == 1 else prep.std, np.float32)
+    return (mean_image(evaluation, prep) - mean) / std
+
+
+def evaluate_views(model, evaluation, name: str, batch_size: Optional[int], base_prep, mean: str = "channel") -> dict:
     """Top-1, top-5 (more than 5 classes) and the cross-entropy of the combined posteriors (`xent`) of `model`
-    (logits) under protocol `name`, over the evaluation's split: model.evaluate's keys."""
+    (logits) under protocol `name`, over the evaluation's split: model.evaluate's keys. `mean="pixel"`: the
+    training images' mean image is subtracted instead of the per-channel mean (zoo.choices.MEAN_SUBTRACTIONS)."""
     import numpy as np
     import tensorflow as tf
 
@@ -482,11 +555,13 @@ def evaluate_views(model, evaluation, name: str, batch_size: Optional[int], base
 
     stream = canvas_stream(evaluation, protocol, geometry,
                            protocol.images_per_batch(batch_size or run.config.batch_size), base_prep)
+    shift = None if mean != "pixel" else tf.constant(_pixel_shift(evaluation, canvas_prep(protocol, geometry,
+                                                                                          base_prep)))
     top1 = top5 = nll = 0.0
     count = 0
     for canvas, labels in stream:
         labels = tf.argmax(labels, axis=-1, output_type=tf.int32) if labels.shape.rank == 2 else labels
-        p = combined(canvas)
+        p = combined(canvas if shift is None else canvas - shift)
         labels = tf.cast(labels, tf.int32)
         top1 += float(tf.reduce_sum(tf.cast(tf.equal(tf.argmax(p, axis=-1, output_type=tf.int32), labels),
                                             tf.float64)))
@@ -516,7 +591,8 @@ def views_of(name: str) -> int:
 # `zoo eval --record`: the run's record under another protocol, for `zoo table results`
 
 
-def record_source(weights, name: str, *, limit: Optional[int] = None, split: Optional[str] = None) -> dict:
+def record_source(weights, name: str, *, limit: Optional[int] = None, split: Optional[str] = None,
+                  mean: str = "channel") -> dict:
     """The results-store record of the run whose weights `zoo eval --protocol NAME --record` evaluates (its
     folder's metrics.json), checked before the evaluation: one line when there is none, or when the numbers would
     not stand for the run (a slice or another split; the centre crop, which the run's own record has)."""
@@ -529,6 +605,8 @@ def record_source(weights, name: str, *, limit: Optional[int] = None, split: Opt
                             "one zoo train wrote")
     if limit or split:
         raise ProtocolError("--record stands for the run on its whole evaluation split: drop --limit and --split")
+    if mean != "channel":
+        raise ProtocolError("--record stands for the run as it was trained (its per-channel mean): drop --mean")
     path = Path(weights)
     metrics = (path if path.is_dir() else path.parent) / "metrics.json"
     if not metrics.is_file():
