@@ -471,6 +471,8 @@ class PipelineSpec:
     deterministic: bool = False
     eval_resize: Optional[int] = None
     eval_crop: Optional[int] = None
+    pad: Optional[int] = None
+    channel_order: str = "rgb"
     mean: Optional[Sequence[float]] = None
     std: Optional[Sequence[float]] = None
     interpolation: str = "bilinear"
@@ -482,8 +484,6 @@ class PipelineSpec:
     threads: Optional[int] = None
 
     def __post_init__(self):
-    pad: Optional[int] = None
-    channel_order: str = "rgb"
         if self.augment not in AUGMENTS:
             raise DatasetError(f"unknown augment {self.augment!r}; choose from {', '.join(AUGMENTS)}")
         if self.interpolation not in INTERPOLATIONS:
@@ -492,6 +492,12 @@ class PipelineSpec:
         if self.image_size <= 0 or self.batch_size <= 0 or self.channels not in (1, 3):
             raise DatasetError(f"need image_size > 0, batch_size > 0 and 1 or 3 channels (got {self.image_size}, "
                                f"{self.batch_size}, {self.channels})")
+        if self.channel_order not in CHANNEL_ORDERS or (self.channel_order == "bgr" and self.channels != 3):
+            raise DatasetError(f"channel_order {self.channel_order!r}: choose from {', '.join(CHANNEL_ORDERS)} "
+                               "(bgr needs 3 channels)")
+        if self.pad is not None and (self.training or self.eval_resize or not 0 <= self.pad < self.image_size / 2):
+            raise DatasetError(f"pad {self.pad}: an evaluation geometry without eval_resize, 0 <= pad < "
+                               f"image_size / 2 (image_size {self.image_size})")
 
     @property
     def crop(self) -> int:
@@ -503,12 +509,6 @@ class PipelineSpec:
 
     @property
     def ordered(self) -> bool:
-        if self.channel_order not in CHANNEL_ORDERS or (self.channel_order == "bgr" and self.channels != 3):
-            raise DatasetError(f"channel_order {self.channel_order!r}: choose from {', '.join(CHANNEL_ORDERS)} "
-                               "(bgr needs 3 channels)")
-        if self.pad is not None and (self.training or self.eval_resize or not 0 <= self.pad < self.image_size / 2):
-            raise DatasetError(f"pad {self.pad}: an evaluation geometry without eval_resize, 0 <= pad < "
-                               f"image_size / 2 (image_size {self.image_size})")
         """Whether parallel stages keep the order: a seeded or deterministic pipeline, and every evaluation."""
         return self.deterministic or self.seed is not None or not self.training
 
@@ -526,6 +526,7 @@ class _Source:
     ordered: bool
     scale: tf.Tensor  # (x - mean) / std as x * scale + shift
     shift: tf.Tensor
+    indices: Optional[np.ndarray] = None  # the stored images of a holdout's side (zoo/data/holdout.py), else None
 
     @property
     def size(self) -> int:
@@ -547,7 +548,6 @@ def _resolve(name: str, split: str, spec: PipelineSpec, data_dir) -> _Source:
     stored, start, stop = resolve_split(entry, split, sizes, spec.holdout)
     if stop == start:
         raise DatasetError(f"split {split!r} of {name!r} is empty")
-    indices: Optional[np.ndarray] = None  # the stored images of a holdout's side (zoo/data/holdout.py), else None
     indices = stored_indices(entry, split, start, stop, spec.holdout,
                              lambda: _stored_train_labels(entry.name, str(root), sizes.get("train", 0)))
     return _Source(entry, root, stored, start, stop, seed, spec.ordered, 1.0 / std, -mean / std, indices)
@@ -584,6 +584,8 @@ def _model_input(x, spec: PipelineSpec, source: _Source, geometry=None):
     if geometry is not None:
         x = geometry(x)
     x = _convert_channels(tf.cast(x, tf.float32), spec.channels)
+    if spec.channel_order == "bgr":
+        x = x[..., ::-1]
     x = x * source.scale + source.shift
     return tf.ensure_shape(x, [None, spec.image_size, spec.image_size, spec.channels])
 
@@ -595,8 +597,6 @@ def _fixed_size_batches(source: _Source, spec: PipelineSpec) -> tf.data.Dataset:
     in_memory = spec.cache or bool(source.entry.embedded)
     if in_memory:
         images, labels = _in_memory(source.entry, source.stored, source.start, source.stop, root=source.root,
-    if spec.channel_order == "bgr":
-        x = x[..., ::-1]
                                     indices=source.indices)
         ds = tf.data.Dataset.range(int(images.shape[0]))
     else:
