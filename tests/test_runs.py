@@ -46,7 +46,7 @@ def test_list_table_json_and_filters(store, root):
     assert lines[0].split() == ["id", "model", "dataset", "recipe", "complete", "test", "acc.", "%", "date", "folder"]
     assert [line.split()[0] for line in lines[1:]] == [r[0] for r in RUNS]  # oldest first
     assert lines[1].split()[4:7] == ["yes", "91.43", "2026-01-01"] and lines[2].split()[4] == "partial"
-    assert lines[3].endswith("(gone)")
+    assert lines[3].rstrip().endswith("(gone)")
     code, out, _, heavy = zoo("runs", "--results", store, "--model", "lenet5", "--json", cwd=root)
     rows = json.loads(out)
     assert code == 0 and not heavy and [r["id"] for r in rows] == [RUNS[0][0], RUNS[1][0]]

@@ -286,7 +286,8 @@ def one_line(error: BaseException) -> str:
 
 # Commands that never need TensorFlow; every other command imports it first with TF's C++ start-up log lines
 # (printed before absl logging is initialised, which TF_CPP_MIN_LOG_LEVEL does not reach) kept off stderr.
-LIGHT_COMMANDS = {"list", "info", "datasets", "table", "plot", None}
+LIGHT_COMMANDS = {"list", "info", "datasets", "table", "plot", "runs", None}
+LIGHT_WITH = {"reproduce": "--dry-run"}  # a command that is light with this flag (the plan only)
 
 
 def import_tensorflow_quietly() -> None:
@@ -308,7 +309,8 @@ def main(argv=None) -> int:
     """Console entry point: errors become one line on stderr and a non-zero exit (ZOO_DEBUG=1 shows tracebacks)."""
     args = sys.argv[1:] if argv is None else list(argv)
     command = next((a for a in args if not a.startswith("-")), None)
-    heavy = command in cli.commands and command not in LIGHT_COMMANDS
+    heavy = (command in cli.commands and command not in LIGHT_COMMANDS
+             and LIGHT_WITH.get(command) not in args)
     from zoo.backend import uses_tensorflow  # light: reads KERAS_BACKEND and finds TF without importing it
 
     if heavy and uses_tensorflow() and not {"-h", "--help", "--version"} & set(args):
