@@ -20,7 +20,7 @@ import numpy as np
 
 from .catalogue import DatasetEntry, effective_holdout
 
-__all__ = ["HOLDOUT_SEED", "class_quotas", "holdout_mask", "holdout_order", "stored_indices"]
+__all__ = ["HOLDOUT_SEED", "class_quotas", "holdout_mask", "holdout_order", "applies", "stored_indices"]
 
 HOLDOUT_SEED = 0  # a fact of the dataset's split, like its sizes: not the run's --seed
 
@@ -61,13 +61,17 @@ def holdout_order(labels: np.ndarray, n: int, seed: int = HOLDOUT_SEED) -> np.nd
     return np.concatenate([np.flatnonzero(~mask), np.flatnonzero(mask)])
 
 
+def applies(entry: DatasetEntry, split: str, holdout: Optional[int]) -> bool:
+    """Whether a holdout picks the images of `split`: "train" and "validation" (sliced or not) of a dataset
+    that holds images out."""
+    return bool(effective_holdout(entry, holdout)) and split.strip().split("[")[0] in ("train", "validation")
+
+
 def stored_indices(entry: DatasetEntry, split: str, start: int, stop: int, holdout: Optional[int],
                    labels: Callable[[], np.ndarray]) -> Optional[np.ndarray]:
-    """The stored indices of resolve_split's range [start, stop) for `split`, when a holdout reorders it ("train"
-    and "validation" of a dataset with a holdout, sliced or not); None when the range is the stored order itself.
-    `labels()` gives the stored training labels (read only when needed)."""
-    name = split.strip().split("[")[0]
-    n = effective_holdout(entry, holdout)
-    if not n or name not in ("train", "validation"):
+    """The stored indices of resolve_split's range [start, stop) for `split`, when a holdout picks them
+    (`applies`); None when the range is the stored order itself. `labels()` gives the stored training labels
+    (read only when needed)."""
+    if not applies(entry, split, holdout):
         return None
-    return holdout_order(labels(), n)[start:stop]
+    return holdout_order(labels(), effective_holdout(entry, holdout))[start:stop]

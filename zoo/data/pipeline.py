@@ -58,7 +58,7 @@ tf = _TensorFlowOnUse()
 
 from ..choices import AUGMENTS, CHANNEL_ORDERS, INTERPOLATIONS
 from . import sources
-from .holdout import stored_indices
+from .holdout import applies as holdout_applies, stored_indices
 from .catalogue import (SPLITS, DatasetEntry, DatasetError, DatasetInfo, dataset_info, effective_holdout,
                         get_dataset, prepared_dir, require_ready, resolve_data_dir, sample_dir)
 
@@ -545,11 +545,13 @@ def _resolve(name: str, split: str, spec: PipelineSpec, data_dir) -> _Source:
     seed = spec.seed if spec.seed is not None else 0 if spec.deterministic else secrets.randbits(31)
     mean, std = _normalisation(entry, spec.channels, spec.mean, spec.std)
     sizes = _stored_sizes(entry, root)
+    labels = lambda: _stored_train_labels(entry.name, str(root), sizes.get("train", 0))  # noqa: E731
+    if holdout_applies(entry, split, spec.holdout):
+        sizes = {**sizes, "train": len(labels())}  # a holdout reads the labels anyway: their count is the truth
     stored, start, stop = resolve_split(entry, split, sizes, spec.holdout)
     if stop == start:
         raise DatasetError(f"split {split!r} of {name!r} is empty")
-    indices = stored_indices(entry, split, start, stop, spec.holdout,
-                             lambda: _stored_train_labels(entry.name, str(root), sizes.get("train", 0)))
+    indices = stored_indices(entry, split, start, stop, spec.holdout, labels)
     return _Source(entry, root, stored, start, stop, seed, spec.ordered, 1.0 / std, -mean / std, indices)
 
 
