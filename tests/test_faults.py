@@ -10,9 +10,11 @@ import io
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -62,8 +64,13 @@ def one_line(err: str) -> str:
     return lines[0]
 
 
+def checkpoint_folder(out: Path) -> Path:
+    """The run's checkpoint folder, whichever name this layout gives it (checkpoints/, or the older checkpoint/)."""
+    return next((out / name for name in ("checkpoints", "checkpoint") if (out / name).is_dir()), out / "checkpoint")
+
+
 def state(out: Path) -> dict:
-    return json.loads((out / "checkpoint" / "state.json").read_text())
+    return json.loads((checkpoint_folder(out) / "state.json").read_text())
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -94,7 +101,7 @@ def test_a_live_run_owns_its_folder_and_sigterm_leaves_it_resumable(tmp_path, ca
     line = one_line(err)  # also: no cuInit or oneDNN chatter on stderr, with TF's default log level
     assert line.startswith("zoo: interrupted by SIGTERM; the checkpoint of epoch ")
     assert f"epoch {kept['epoch']} (step {kept['step']})" in line and "--resume" in line
-    assert (out / "checkpoint" / kept["weights"]).is_file() and not (out / "metrics.json").exists()
+    assert (checkpoint_folder(out) / kept["weights"]).is_file() and not (out / "metrics.json").exists()
 
     second = zoo_process(*command, "--resume")
     try:
@@ -251,7 +258,7 @@ def test_a_full_disk_is_one_line_and_keeps_the_last_checkpoint(tmp_path, size, e
         assert line.startswith(f"zoo: error: cannot write {out}/") and failing in line, line
         assert " free there" in line and "--resume" in line
         kept = state(out)
-        assert (out / "checkpoint" / kept["weights"]).is_file() and not (out / "metrics.json").exists()
+        assert (checkpoint_folder(out) / kept["weights"]).is_file() and not (out / "metrics.json").exists()
         assert not [p for p in out.rglob("*") if "partial" in p.name]
 
 
@@ -299,8 +306,8 @@ def interrupted_run(out: Path, monkeypatch, *, epochs: int, stop_after: int):
 
     original = RunDir.save_checkpoint
 
-    def save_then_interrupt(self, model, run_state, needed=None):
-        original(self, model, run_state, needed)
+    def save_then_interrupt(self, model, run_state, *args, **kwargs):
+        original(self, model, run_state, *args, **kwargs)
         if run_state.epoch == stop_after:
             raise KeyboardInterrupt
 
@@ -315,12 +322,13 @@ def test_a_corrupt_latest_checkpoint_is_named_and_the_previous_one_used(tmp_path
     out = tmp_path / "run"
     stopped = interrupted_run(out, monkeypatch, epochs=4, stop_after=3)
     assert stopped.exit_code == 130 and str(stopped).startswith("interrupted by SIGINT; the checkpoint of epoch 3")
-    checkpoints = sorted(p.name for p in (out / "checkpoint").iterdir())
+    folder = checkpoint_folder(out)
+    checkpoints = sorted(p.name for p in folder.iterdir() if not p.name.startswith("best-"))  # best-val weights
     assert checkpoints == ["epoch-0002.json", "epoch-0002.weights.h5", "epoch-0003.json", "epoch-0003.weights.h5",
                            "state.json"]  # the last two
-    newest = out / "checkpoint" / "epoch-0003.weights.h5"
+    newest = folder / "epoch-0003.weights.h5"
     newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])  # cut short, as by a crash
-    leftovers = [out / ".partial-1-abcdef-model.weights.h5", out / "checkpoint" / "partial-7.weights.h5"]
+    leftovers = [out / ".partial-1-abcdef-model.weights.h5", folder / "partial-7.weights.h5"]
     for path in leftovers:
         path.write_bytes(b"killed mid-write")
 
@@ -514,57 +522,248 @@ def test_tfds_progress_bars_show_only_on_a_terminal(terminal, monkeypatch):
 # SIGKILL at random points, many times (slow)
 
 
+def committed_epoch(out: Path) -> int:
+    """The epoch of the checkpoint state.json commits (0: none yet)."""
+    try:
+        return json.loads((checkpoint_folder(out) / "state.json").read_text())["epoch"]
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
+def partials(folder: Path, containing: str = "") -> list[str]:
+    """Temporary files of atomic writes in progress (or cut short) in `folder`."""
+    try:
+        return [n for n in os.listdir(folder) if n.startswith(zio.PARTIAL_PREFIX) and containing in n]
+    except OSError:
+        return []
+
+
+class Watched:
+    """A `zoo train` process and what can be seen of its progress: its output lines (read by threads, with the
+    time each arrived) and its run folder."""
+
+    def __init__(self, *args):
+        self.proc = zoo_process(*args)
+        self.spawned = time.monotonic()
+        self.lines: list[tuple[float, str]] = []
+        self.err: list[str] = []
+        self.readers = [threading.Thread(target=self._read, args=(self.proc.stdout, self.lines, True), daemon=True),
+                        threading.Thread(target=self._read, args=(self.proc.stderr, self.err, False), daemon=True)]
+        for reader in self.readers:
+            reader.start()
+
+    @staticmethod
+    def _read(stream, into: list, timed: bool):
+        for line in stream:
+            into.append((time.monotonic(), line) if timed else line)
+
+    def saw(self, pattern: str) -> bool:
+        return any(re.match(pattern, line) for _, line in list(self.lines))
+
+    def when(self, pattern: str) -> float | None:
+        return next((t for t, line in list(self.lines) if re.match(pattern, line)), None)
+
+    def finish(self, timeout=300) -> str:
+        self.proc.wait(timeout=timeout)
+        for reader in self.readers:
+            reader.join(timeout=30)
+        return "".join(line for _, line in self.lines)
+
+
+STARTED = r"  output: "  # the announcement's last line: training (or the final evaluation) begins
+
+
+def epoch_line(epoch: int) -> str:
+    return rf"epoch\s+{epoch}/"
+
+
+def kill_when(watched: Watched, ready, delay: float = 0.0, until=lambda: False, timeout: float = 300) -> bool:
+    """SIGKILL the process `delay` seconds after `ready()` holds, or sooner once `until()` does (the phase aimed at
+    is ending), both polled every 2 ms; False when the process ended first."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if watched.proc.poll() is not None:
+            return False
+        assert time.monotonic() < deadline, "".join(line for _, line in watched.lines) + "".join(watched.err)
+        time.sleep(0.002)
+    due = time.monotonic() + delay
+    while time.monotonic() < due and not until():
+        time.sleep(0.002)
+    if watched.proc.poll() is not None:
+        return False
+    watched.proc.send_signal(signal.SIGKILL)
+    return True
+
+
+def where_it_died(out: Path, store: Path, watched: Watched, epochs: int) -> str:
+    """Where a killed run was, judged from what it left (the process is dead, so the folder holds still)."""
+    committed = committed_epoch(out)
+    if (out / "metrics.json").exists():
+        return "after metrics.json"
+    if list(store.glob("*.json")):
+        return "between the results record and metrics.json"
+    if partials(out, "weights.h5"):
+        return "writing the final weights"
+    if partials(checkpoint_folder(out)):
+        return "writing a checkpoint"
+    if partials(out):
+        return "writing history.csv or config.json"
+    if not watched.saw(STARTED):
+        return "start-up (before training or the final evaluation began)"
+    if committed == epochs:
+        return "final evaluation" if not list(out.glob("*.weights.h5")) else "after the final weights"
+    rows = len(list(csv.DictReader((out / "history.csv").open()))) if (out / "history.csv").exists() else 0
+    if rows < committed:
+        return "between a checkpoint's commit and history.csv"
+    return "inside an epoch (training or validation)"
+
+
+def plan_kill(rng: random.Random, committed: int, epochs: int, finals: list[str]) -> tuple[str, int]:
+    """The next kill: a phase and, while epochs remain, the epoch it aims at (one or two past the committed one)."""
+    if committed < epochs:
+        phase = rng.choices(["start-up", "mid-epoch", "checkpoint write", "right after a commit"], [1, 3, 3, 2])[0]
+        return phase, min(epochs, committed + rng.randint(1, 2))
+    return (finals.pop(0) if finals else "none"), epochs
+
+
+def trigger(phase: str, target: int, start: int, out: Path, store: Path, watched: Watched, timings: dict,
+            rng: random.Random) -> dict:
+    """kill_when's arguments to kill `watched` in `phase` (aimed at epoch `target`): what to wait for, a random
+    delay after it, drawn from the uninterrupted run's timings, and the sign that the phase is ending."""
+    folder = lambda: checkpoint_folder(out)  # noqa: E731 - the folder's name may change at the first lock
+    recorded = lambda: bool(list(store.glob("*.json"))) or (out / "metrics.json").exists()  # noqa: E731
+    final_write = lambda: bool(partials(out, "weights.h5")) or recorded()  # noqa: E731
+    if phase == "start-up":
+        return dict(ready=lambda: True, delay=rng.uniform(0.2, 1.0) * timings["start-up"],
+                    until=lambda: watched.saw(STARTED))
+    if phase == "mid-epoch":
+        began = STARTED if target == start + 1 else epoch_line(target - 1)
+        return dict(ready=lambda: watched.saw(began), delay=rng.uniform(0.05, 0.95) * timings["epoch"],
+                    until=lambda: bool(partials(folder(), f"epoch-{target:04d}")) or committed_epoch(out) >= target)
+    if phase == "checkpoint write":
+        stem = f"epoch-{target:04d}"
+        return dict(ready=lambda: bool(partials(folder(), stem)) or committed_epoch(out) >= target,
+                    delay=rng.uniform(0, 0.02))
+    if phase == "right after a commit":
+        return dict(ready=lambda: committed_epoch(out) >= target)
+    if phase == "final evaluation":  # a resumed process evaluates once it has started; a training one, after
+        # its last commit
+        began = (lambda: watched.saw(STARTED)) if start == target else (lambda: committed_epoch(out) >= target)
+        return dict(ready=began, delay=rng.uniform(0, 1.0) * timings["final evaluation"], until=final_write)
+    if phase == "final weights":
+        return dict(ready=final_write, delay=rng.uniform(0, 0.02))
+    if phase == "results record":
+        return dict(ready=recorded)
+    if phase == "metrics.json":
+        return dict(ready=lambda: (out / "metrics.json").exists())
+    return dict(ready=lambda: False)  # "none": let it finish
+
+
+def clean_timings(watched: Watched, out: Path, epochs: int) -> dict:
+    """How long the phases of the uninterrupted run took: the kills' random delays are drawn from these."""
+    marks = {}
+    while watched.proc.poll() is None:
+        now = time.monotonic()
+        if committed_epoch(out) == epochs and "committed" not in marks:
+            marks["committed"] = now
+        if partials(out, "weights.h5") and "final weights" not in marks:
+            marks["final weights"] = now
+        time.sleep(0.002)
+    watched.finish()
+    started = watched.when(STARTED)
+    ends = [watched.when(epoch_line(e)) for e in range(1, epochs + 1)]
+    return {"start-up": started - watched.spawned, "epoch": (ends[-1] - started) / epochs,
+            "final evaluation": marks.get("final weights", time.monotonic()) - marks.get("committed", ends[-1])}
+
+
 def validate_finished(out: Path, steps: int, store: Path) -> dict:
+    """Every output of a finished run: metrics.json, history.csv (one row per epoch, consecutive), the one results
+    record equal to metrics.json, config.json of the same run, every weights file loadable and the evaluated one
+    reproducing the record, no partial file, no divergence mark, no checkpoint weights left."""
     metrics = json.loads((out / "metrics.json").read_text())
     assert (metrics["steps"], metrics["status"]) == (steps, "finished")
     rows = list(csv.DictReader((out / "history.csv").open()))
-    assert [int(r["step"]) for r in rows] == list(range(steps // len(rows), steps + 1, steps // len(rows)))
+    per_epoch = steps // len(rows)
+    assert [int(r["epoch"]) for r in rows] == list(range(1, len(rows) + 1))
+    assert [int(r["step"]) for r in rows] == list(range(per_epoch, steps + 1, per_epoch))
+    assert all(float(r["loss"]) < 10 for r in rows)
     [record] = results.load(store=store)
-    assert record == metrics
-    scores = zoo.evaluate("lenet5", out / "model.weights.h5")  # the final weights load and reproduce the record
-    assert scores.top1 == pytest.approx(metrics["test_accuracy"], abs=1e-6)
-    assert not [p for p in out.rglob("*") if "partial" in p.name]
+    assert record == metrics and json.loads((out / "config.json").read_text())["run_id"] == metrics["run_id"]
+    weights = sorted(out.glob("*.weights.h5"))
+    evaluated = out / "best.weights.h5" if (out / "best.weights.h5").exists() else out / "model.weights.h5"
+    assert evaluated in weights
+    for path in weights:  # each loads into the model (zoo.evaluate builds it and loads the file)
+        scores = zoo.evaluate("lenet5", path)
+        if path == evaluated:
+            assert scores.top1 == pytest.approx(metrics["test_accuracy"], abs=1e-6)
+    assert not [p for p in out.rglob("*") if p.name.startswith(zio.PARTIAL_PREFIX) or "partial-" in p.name]
+    assert not (out / "diverged.json").exists()
+    left = list(checkpoint_folder(out).glob("*.weights.h5"))
+    assert not left, left
     return metrics
 
 
 @pytest.mark.slow
 def test_sigkill_at_random_points_then_resume(tmp_path):
-    """Kill `zoo train` with SIGKILL at random moments (mid-epoch, during checkpoint writes, at metrics.json,
-    during the final evaluation) over and over, resuming each time; the finished run must be whole and match an
-    uninterrupted one within noise. Prints the figures the issue's closing note reports."""
-    epochs, per_epoch = 8, 10
+    """Kill `zoo train` with SIGKILL over and over, each kill timed by the process's own progress (its output and
+    its run folder, polled every 2 ms): at start-up, inside an epoch, while a checkpoint is written, right after
+    its commit, during the final evaluation, while the final weights are written, between the results record and
+    metrics.json, right at metrics.json; `--resume` after each. The finished run must be whole (every output
+    validated), have lost no committed epoch, follow the uninterrupted run's schedule step for step, and match
+    its test accuracy within noise. Prints the figures docs/testing.md reports."""
+    epochs, per_epoch = 20, 10
     args = ["train", "lenet5", "--epochs", epochs, "--steps-per-epoch", per_epoch, "--no-xla"]
     clean_out, clean_store = tmp_path / "clean", tmp_path / "clean-results"
     began = time.monotonic()
-    assert run_zoo(*args, "--output", clean_out, "--results", clean_store).returncode == 0
-    whole = time.monotonic() - began  # a kill anywhere from start-up to the last write
+    timings = clean_timings(Watched(*args, "--output", clean_out, "--results", clean_store), clean_out, epochs)
+    clean_wall = time.monotonic() - began
     clean = validate_finished(clean_out, epochs * per_epoch, clean_store)
 
     rng = random.Random(13)
     out, store = tmp_path / "killed", tmp_path / "killed-results"
-    kills = resumes = lost = 0
-    committed = 0  # the epoch the folder's newest checkpoint holds
+    finals = ["final evaluation", "start-up", "final weights", "final evaluation", "results record",
+              "final weights", "final evaluation", "metrics.json"]
+    rounds = []  # (phase aimed at, epoch, committed before, committed after, where it died)
+    kills, landed, lost, resumes = 0, {}, 0, 0
+    began = time.monotonic()
     while not (out / "metrics.json").exists():
-        # a kill between an epoch's state file and state.json leaves a checkpoint all the same
-        resume = ["--resume"] if list((out / "checkpoint").glob("*.json")) else []
-        proc = zoo_process(*args, "--output", out, "--results", store, *resume)
-        time.sleep(rng.uniform(0.1, 0.8 if kills < 12 else 1.5) * whole)  # a dozen kills, then let it finish
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            kills += 1
-        log = proc.communicate()[0]
-        assert proc.returncode in (0, -signal.SIGKILL), log + proc.stderr.read()
+        start = committed_epoch(out)
+        resume = ["--resume"] if (out / "config.json").exists() and list(checkpoint_folder(out).glob("*.json")) else []
+        phase, target = plan_kill(rng, start, epochs, finals)
+        watched = Watched(*args, "--output", out, "--results", store, *resume)
+        killed = kill_when(watched, **trigger(phase, target, start, out, store, watched, timings, rng))
+        log = watched.finish()
+        assert watched.proc.returncode == (-signal.SIGKILL if killed else 0), log + "".join(watched.err)
         if resume:
             resumes += 1
-            start = int(log.split("from the checkpoint of epoch ")[1].split()[0]) if "from the checkpoint" in log \
-                else committed
-            lost += committed - start  # a committed epoch trained again (only after a corrupt checkpoint)
-        committed = state(out)["epoch"] if (out / "checkpoint" / "state.json").exists() else committed
-        assert kills < 60, "the run never finished"
-    killed = validate_finished(out, epochs * per_epoch, store)
-    print(f"\nSIGKILL figures: {kills} kills, {resumes} resumes, {lost} committed epochs trained again (at most the "
-          f"interrupted epoch is redone after each kill); "
-          f"test accuracy {100 * killed['test_accuracy']:.2f}% killed vs {100 * clean['test_accuracy']:.2f}% "
-          f"uninterrupted")
-    assert kills >= 5 and lost == 0
-    assert abs(killed["test_accuracy"] - clean["test_accuracy"]) < 0.05
+            resumed_from = re.search(r"from the checkpoint of epoch (\d+)", log)
+            lost += start - (int(resumed_from.group(1)) if resumed_from else start)  # committed, then trained again
+        where = where_it_died(out, store, watched, epochs) if killed else "finished"
+        rounds.append((phase, target, start, epochs if (out / "metrics.json").exists() else committed_epoch(out),
+                       where))
+        if killed:
+            kills += 1
+            landed[where] = landed.get(where, 0) + 1
+        assert kills < 100, "the run never finished"
+    killed_wall = time.monotonic() - began
+    cut_short = ("inside an epoch (training or validation)", "writing a checkpoint")
+    epoch_starts = sum(after - before + (where in cut_short) for _, _, before, after, where in rounds)
+    if landed.get("after metrics.json"):  # the checkpoints may be left: the next process to take the folder clears
+        again = run_zoo(*args, "--output", out, "--results", store, "--resume")
+        assert again.returncode == 1 and "has already finished" in one_line(again.stderr)
+    killed_run = validate_finished(out, epochs * per_epoch, store)
+    clean_lr = [r["lr"] for r in csv.DictReader((clean_out / "history.csv").open())]
+    assert [r["lr"] for r in csv.DictReader((out / "history.csv").open())] == clean_lr  # the schedule, exactly
+
+    print(f"\nSIGKILL figures ({epochs} epochs x {per_epoch} steps of LeNet-5 on the embedded sample): {kills} kills, "
+          f"{resumes} resumes, {epoch_starts - epochs} epochs started again (each kill inside an epoch repeats at "
+          f"most that one), {lost} committed epochs lost; test accuracy {100 * killed_run['test_accuracy']:.2f}% "
+          f"killed vs {100 * clean['test_accuracy']:.2f}% uninterrupted (same seed); wall {killed_wall:.0f} s vs "
+          f"{clean_wall:.0f} s")
+    for where, count in sorted(landed.items(), key=lambda item: -item[1]):
+        print(f"  {count:3d} x {where}")
+    for phase, target, before, after, where in rounds:
+        print(f"    aimed: {phase} (epoch {target}); committed {before} -> {after}; died: {where}")
+    assert kills >= 25 and lost == 0
+    assert len(landed) >= 6  # kills really landed in many different places
+    assert abs(killed_run["test_accuracy"] - clean["test_accuracy"]) < 0.05

@@ -141,6 +141,8 @@ class RunDir:
             self.renamed_legacy = True
         remove_partials(self.path)
         remove_partials(self.checkpoint_dir)
+        if self.finished():  # killed between metrics.json and the checkpoints' removal: of no use now
+            self.remove_checkpoint_weights()
 
     def unlock(self) -> None:
         """Release the folder; one this process made and never wrote a config to goes again."""
