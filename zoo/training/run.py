@@ -52,8 +52,9 @@ class DivergedError(TrainError):
 
 @dataclass
 class RunResult:
-    """What a finished run reports; `record` is the results-store record, `model` the trained Keras model, `run`
-    the resolved run (its config, spec, recipe and dataset facts)."""
+    """What a finished run reports; `record` is the results-store record, `model` the trained Keras model with
+    the weights the test split measured (the best validation epoch's, when the run validated: best.weights.h5;
+    the last epoch's are model.weights.h5), `run` the resolved run (its config, spec, recipe and dataset facts)."""
 
     run_id: str
     model_name: str
@@ -343,7 +344,7 @@ def _train(opened: Opened, flag: SignalFlag, process_start: float, store, verbos
         write_json_atomic(run_dir.config_path, {**meta, **config.to_dict(), "output_dir": str(run_dir.path.resolve())})
     _announce(say, config, meta, run_dir, state, replicas, resume)
     tensorboard = _tensorboard(run_dir, say) if chief else []
-    if tensorboard:
+    if tensorboard and not resume:  # one HParams session per run, written when it starts
         write_hparams(run_dir.tensorboard, hparams(config), meta["run_id"])
 
     best = BestWeights(model)
@@ -708,6 +709,14 @@ def _record(config: RunConfig, meta: dict, run_dir: RunDir, state: RunState, tes
         warnings=unsettled_batchnorm(model, config, state, float(test["accuracy"])) or None)
 
 
+def _layers(model) -> list:
+    """Every layer of a model, those of nested models included."""
+    found = []
+    for layer in model.layers:
+        found += [layer, *(_layers(layer) if hasattr(layer, "layers") else [])]
+    return found
+
+
 def unsettled_batchnorm(model, config: RunConfig, state: RunState, test_accuracy: float) -> list[str]:
     """A warning when BatchNorm's moving statistics plainly have not settled: the model has BatchNorm, its test
     accuracy is at chance (under 1.5/classes) while its training accuracy is not (over 3/classes). Evaluation
@@ -715,7 +724,7 @@ def unsettled_batchnorm(model, config: RunConfig, state: RunState, test_accuracy
     460 steps to forget 99% of it); training uses each batch's own statistics."""
     import keras
 
-    norms = [layer for layer in model._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)]
+    norms = [layer for layer in _layers(model) if isinstance(layer, keras.layers.BatchNormalization)]
     train_accuracy = (state.history[-1].get("accuracy") if state.history else None)
     chance = 1.0 / config.classes
     if not norms or train_accuracy is None or not (test_accuracy < 1.5 * chance and train_accuracy > 3 * chance):
