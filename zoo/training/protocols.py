@@ -32,9 +32,10 @@ from typing import Callable, Optional
 from ..choices import EVAL_PROTOCOLS, MEAN_SUBTRACTIONS
 from .options import OptionError
 
-__all__ = ["Protocol", "Geometry", "Canvas", "PROTOCOLS", "ProtocolError", "get_protocol", "check", "geometry_of",
-           "ten_crop", "flipped", "five_crop_offsets", "three_squares", "posteriors", "dense_form",
-           "evaluate_views", "PAPER_CANVAS"]
+__all__ = ["Protocol", "Geometry", "Canvas", "PROTOCOLS", "ProtocolError", "get_protocol", "views_of", "check",
+           "geometry_of", "ten_crop", "flipped", "five_crop_offsets", "three_squares", "fixed_pad", "posteriors",
+           "dense_form", "canvas_prep", "canvas_stream", "evaluate_views", "mean_image", "mean_image_path",
+           "record_source", "protocol_record", "PAPER_CANVAS", "GOOGLENET_SIDES"]
 
 PAPER_CANVAS = 256  # the shorter side the papers' 224 crops come from: the base their pixel sizes scale with
 
@@ -577,13 +578,8 @@ def evaluate_views(model, evaluation, name: str, batch_size: Optional[int], base
     return scores
 
 
-def describe(name: str) -> str:
-    """One line: '10crop (10 views): the 4 corner crops ... [AlexNet ...]'."""
-    p = get_protocol(name)
-    return f"{p.name} ({p.views} view{'s' if p.views > 1 else ''}): {p.description} [{p.paper}]"
-
-
 def views_of(name: str) -> int:
+    """How many views of each image protocol `name` makes."""
     return get_protocol(name).views
 
 
