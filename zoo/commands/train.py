@@ -38,9 +38,11 @@ class ProtocolChoice(click.Choice):
 def train(name, output, resume, force, results, no_record, quiet, **options):
     """Train NAME with its registry recipe; prints progress and a summary beside the published number.
 
-    With only NAME it trains on the embedded Fashion-MNIST sample (no data to prepare). Each run writes config.json,
-    history.csv, tensorboard/, per-epoch checkpoints and metrics.json to its folder, and one record to the results
-    store. A NaN/inf loss stops it (exit code 3), keeping the last good checkpoint (--resume --lr X continues it
+    With only NAME it trains on the embedded Fashion-MNIST sample (no data to prepare). Each run validates every
+    epoch on held-out training images and writes config.json, history.csv (train and validation columns),
+    tensorboard/ (curves side by side, HParams), checkpoints/ while it trains, model.weights.h5 (the last epoch),
+    best.weights.h5 (the best validation epoch, which the test split measures once) and metrics.json to its
+    folder, and one record to the results store (partial when shorter than the recipe). A NaN/inf loss stops it (exit code 3), keeping the last good checkpoint (--resume --lr X continues it
     with a lower learning rate). The folder is locked while the run trains; SIGTERM and Ctrl-C stop it with the
     last checkpoint kept (exit 143, 130).
 
