@@ -142,7 +142,7 @@ class RunDir:
         remove_partials(self.path)
         remove_partials(self.checkpoint_dir)
         if self.finished():  # killed between metrics.json and the checkpoints' removal: of no use now
-            self.remove_checkpoint_weights()
+            self.remove_checkpoints()
 
     def unlock(self) -> None:
         """Release the folder; one this process made and never wrote a config to goes again."""
