@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def zoo_output(*args: str) -> str:
-    code = "import sys, cli; sys.exit(cli.main(sys.argv[1:]))"
+    code = "import sys; from zoo import cli; sys.exit(cli.main(sys.argv[1:]))"
     return subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, check=True, capture_output=True,
                           text=True).stdout
 
@@ -29,6 +29,8 @@ def update_readme() -> None:
 def update_generated_docs() -> None:
     """docs/architectures.md, the charts and docs/results-<dataset>.md from the committed results store."""
     zoo_output("table", "docs", "--results", str(ROOT / "docs" / "runs"))
+    subprocess.run([sys.executable, "-m", "zoo.models.features", str(ROOT / "docs" / "features.md")], cwd=ROOT,
+                   check=True, capture_output=True)  # the per-variant feature stages
 
 
 if __name__ == "__main__":

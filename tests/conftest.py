@@ -6,7 +6,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # cli.py lives at the top level
+sys.path.insert(0, str(ROOT))  # the repository's cli.py shim (`import cli`) lives at the top level
 
 import pytest  # noqa: E402
 
