@@ -96,8 +96,11 @@ def evaluate(name, weights, dataset, split, batch_size, image_size, limit, data_
     import dataclasses
     import json
 
+    from ..data.folder import register_run
     from ..training.evaluate import evaluate as evaluate_weights
     from ..training.run import published
+
+    register_run(weights)  # a run on an image folder: its dataset name stands for the folder again
 
     if results and not record:
         raise click.UsageError("--results says where --record writes: give --record too")

@@ -182,17 +182,17 @@ def _classes(folder: Path, skipped: list[str]) -> dict[str, list[str]]:
     return classes
 
 
-def _listing(root: Path) -> tuple[str, dict[str, dict[str, list[str]]], list[str]]:
+def _listing(root: Path) -> tuple[str, dict[str, Path], dict[str, dict[str, list[str]]], list[str]]:
     layout, folders = _layout(root)
     skipped: list[str] = []
     per_split = {split: _classes(folder, skipped) for split, folder in folders.items()}
-    return layout, per_split, skipped
+    return layout, folders, per_split, skipped
 
 
-def _check_classes(root: Path, per_split: dict) -> tuple[str, ...]:
+def _check_classes(root: Path, folders: dict[str, Path], per_split: dict) -> tuple[str, ...]:
     first = "train" if "train" in per_split else "all"
     names = tuple(sorted(per_split[first]))
-    where = root / "train" if first == "train" else root
+    where = folders[first]
     if not names:
         hint = ("expected train/<class>/<image> folders" if first == "train"
                 else "expected one sub-folder of images per class (PATH/<class>/<image>), or train/ and val/")
@@ -202,7 +202,7 @@ def _check_classes(root: Path, per_split: dict) -> tuple[str, ...]:
     for split, classes in per_split.items():
         extra = sorted(set(classes) - set(names))
         if extra:
-            raise FolderError(f"{root / SPLIT_FOLDERS[split][0]}/{extra[0]}: not a class of {where} "
+            raise FolderError(f"{folders[split] / extra[0]}: not a class of {where} "
                               f"(its classes: {', '.join(names[:5])}{', ...' if len(names) > 5 else ''})")
     return names
 
@@ -291,8 +291,8 @@ def _state(root: Path) -> tuple:
 def _scan(root: str, state: tuple) -> FolderScan:
     del state  # the cache key: a changed folder is scanned again
     path = Path(root)
-    layout, per_split, skipped = _listing(path)
-    names = _check_classes(path, per_split)
+    layout, folders, per_split, skipped = _listing(path)
+    names = _check_classes(path, folders, per_split)
     paths, labels, holdout = _stored_splits(layout, per_split, names)
     mean, std = _statistics(paths["train"])
     return FolderScan(path, names, {k: tuple(v) for k, v in paths.items()}, labels, holdout, tuple(skipped),
@@ -334,12 +334,14 @@ def register(name: str, path: str | os.PathLike) -> None:
     _REGISTERED[name] = str(Path(os.path.expanduser(os.fspath(path))).resolve())
 
 
-def register_run(weights_path: str | os.PathLike) -> Optional[str]:
-    """When `weights_path` sits in the folder of a run on an image folder (its config.json records the folder's
-    name and path), let that name stand for the folder in this process; returns the name, else None."""
+def register_run(weights: str | os.PathLike) -> Optional[str]:
+    """When `weights` is a run folder, or a file in one, of a run on an image folder (its config.json records the
+    folder's name and path), let that name stand for the folder in this process; returns the name, else None (a
+    tag, or any other file)."""
     import json
 
-    config = Path(os.fspath(weights_path)).parent / "config.json"
+    path = Path(os.fspath(weights))
+    config = path / "config.json" if path.is_dir() else path.parent / "config.json"
     try:
         saved = json.loads(config.read_text()) if config.is_file() else {}
     except (OSError, ValueError):
