@@ -43,7 +43,7 @@ def test_holdouts_follow_the_papers():
     assert imagenet.validation_holdout is None and imagenet.eval_split == "validation"
     assert imagenet.num_examples["validation"] == 50000 and imagenet.num_examples["train"] == 1281167
     sample = cat.dataset_info("fashion_mnist_sample")
-    assert sample.num_examples == {"train": 5000, "validation": 1000, "train_full": 6000, "test": 1000}
+    assert sample.num_examples == {"train": 5400, "validation": 600, "train_full": 6000, "test": 1000}  # 10%
     assert cat.dataset_info("cifar10", holdout=0).num_examples["train"] == 50000
     own = cat.dataset_info("imagenette", holdout=100)  # its own validation split wins over a recipe's holdout
     assert own.num_examples["train"] == 9469 and own.num_examples["validation"] == 3925

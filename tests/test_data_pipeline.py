@@ -41,8 +41,8 @@ def test_sample_splits_sizes_and_holdout_balance():
         labels = np.concatenate([y for _, y in batches(ds)])
         sizes[split] = len(labels)
         if split == "validation":
-            assert np.bincount(labels).tolist() == [100] * 10
-    assert sizes == {"train": 5000, "validation": 1000, "train_full": 6000, "test": 1000, "train[:100]": 100,
+            assert np.bincount(labels).tolist() == [60] * 10  # stratified: 10% of each class
+    assert sizes == {"train": 5400, "validation": 600, "train_full": 6000, "test": 1000, "train[:100]": 100,
                      "test[:10%]": 100, "validation[-50:]": 50}
     with pytest.raises(cat.DatasetError, match="unknown split 'dev'"):
         pl.make_dataset(SAMPLE, "dev", image_size=28, channels=1, batch_size=8, training=False)
@@ -78,7 +78,7 @@ def test_grey_to_rgb_at_224_and_dataset_info_contract():
     assert np.array_equal(x[..., 0], x[..., 1]) and np.array_equal(x[..., 0], x[..., 2])
     info = pl.dataset_info(SAMPLE)
     assert (info.name, info.num_classes, info.image_shape, info.validation_holdout) == (SAMPLE, 10, (28, 28, 1),
-                                                                                        1000)
+                                                                                        600)
     assert info.class_names[0] == "T-shirt/top" and info.mean == (MEAN,) and info.std == (STD,)
 
 
@@ -102,7 +102,8 @@ def test_seeded_training_pipeline_is_deterministic_and_reshuffles_each_epoch():
 
 
 def test_pad_crop_flip_is_an_exact_shifted_and_maybe_mirrored_copy():
-    ds = pl.make_dataset(SAMPLE, "train[:32]", image_size=32, channels=1, batch_size=32, training=True,
+    # train_full: the stored order (train is the stratified holdout's rest, picked by a permutation)
+    ds = pl.make_dataset(SAMPLE, "train_full[:32]", image_size=32, channels=1, batch_size=32, training=True,
                          augment="pad_crop_flip", seed=3, shuffle_buffer=1)
     (x, y), = batches(ds)
     raw, labels = raw_sample()
@@ -180,15 +181,16 @@ def test_cifar10_mock_shapes_transforms_and_holdout(mock_dir):
     with tfds.testing.mock_data(num_examples=12):
         for augment in ("pad_crop_flip", "none"):
             (x, y), = batches(pl.make_dataset("cifar10", "train", image_size=32, channels=3, batch_size=12,
-                                              training=True, augment=augment, seed=0, data_dir=mock_dir))
+                                              training=True, augment=augment, seed=0, data_dir=mock_dir,
+                                              holdout=0))  # the mock's 12 images: no 5000 to hold out
             assert x.shape == (12, 32, 32, 3) and x.dtype == np.float32 and y.dtype == np.int32
             assert y.min() >= 0 and y.max() <= 9
         (x, _), = batches(pl.make_dataset("cifar10", "test", image_size=224, channels=3, batch_size=12,
                                           training=False, eval_resize=256, data_dir=mock_dir))
         assert x.shape == (12, 224, 224, 3)
         (x, _), = batches(pl.make_dataset("cifar10", "validation", image_size=32, channels=1, batch_size=12,
-                                          training=False, data_dir=mock_dir))
-        assert x.shape == (12, 32, 32, 1)  # RGB -> grey for one-channel models
+                                          training=False, data_dir=mock_dir, holdout=4))
+        assert x.shape == (4, 32, 32, 1)  # RGB -> grey for one-channel models; 4 of the 12 held out
     assert pl.resolve_split(cat.get_dataset("cifar10"), "validation", {"train": 50000, "test": 10000}) == (
         "train", 45000, 50000)
     assert pl.resolve_split(cat.get_dataset("cifar10"), "train[:10%]", {"train": 50000, "test": 10000}) == (

@@ -20,11 +20,12 @@ from zoo.training import config as C
 def test_lenet5_defaults_come_from_the_registry():
     cfg = C.resolve("lenet5")
     assert (cfg.dataset, cfg.recipe, cfg.image_size, cfg.classes) == ("fashion_mnist_sample", "lenet_fmnist", 32, 10)
-    # no validation holdout in the recipe: all 6000 sample images train, the test split is touched once
-    assert (cfg.train_split, cfg.validation_split, cfg.train_examples) == ("train_full", None, 6000)
+    # validation by default: the sample's stratified 10% (600) is held out, 5400 train, the test split is touched
+    # once at the end
+    assert (cfg.train_split, cfg.validation_split, cfg.train_examples) == ("train", "validation", 5400)
     rec = registry().recipe("lenet_fmnist")
     assert cfg.batch_size == rec.batch_size
-    assert cfg.steps_per_epoch == 6000 // rec.batch_size
+    assert cfg.steps_per_epoch == 5400 // rec.batch_size
     assert cfg.total_steps == round(rec.epochs * cfg.steps_per_epoch)
     assert cfg.lr == rec.lr
 
@@ -34,7 +35,7 @@ def test_lr_scales_linearly_with_the_global_batch():
     assert C.scaled_lr(0.1, 128, 512) == pytest.approx(0.4)
     cfg = C.resolve("lenet5", batch_size=4 * rec.batch_size)
     assert cfg.lr == pytest.approx(4 * rec.lr)
-    assert cfg.steps_per_epoch == 6000 // (4 * rec.batch_size)
+    assert cfg.steps_per_epoch == 5400 // (4 * rec.batch_size)
     explicit = C.resolve("lenet5", batch_size=4 * rec.batch_size, lr=0.0123)
     assert explicit.lr == 0.0123  # --lr is used as given
 
@@ -47,12 +48,12 @@ def test_holdout_recipe_trains_on_the_rest_and_validates():
 
 
 def test_length_overrides():
-    assert C.resolve("lenet5", epochs=2).total_steps == 2 * 46
-    assert C.resolve("lenet5", epochs=0.5).total_steps == 23
+    assert C.resolve("lenet5", epochs=2).total_steps == 2 * 42  # 5400 training images, batch 128
+    assert C.resolve("lenet5", epochs=0.5).total_steps == 21
     assert C.resolve("lenet5", max_steps=7, epochs=3).total_steps == 7  # max_steps wins
     cfg = C.resolve("lenet5", steps_per_epoch=10, epochs=3)
     assert (cfg.steps_per_epoch, cfg.total_steps) == (10, 30)
-    # an epoch is a whole number of executions: 46 steps at 8 per execution -> 48
+    # an epoch is a whole number of executions: 42 steps at 8 per execution -> 48
     assert C.resolve("lenet5", steps_per_execution=8).steps_per_epoch == 48
 
 
@@ -77,7 +78,7 @@ def test_image_size_rules():
     (dict(name="lenet6"), "unknown model 'lenet6'; did you mean lenet5"),
     (dict(name="lenet5", dataset="fashion_mnst"), "unknown dataset 'fashion_mnst'; did you mean fashion_mnist"),
     (dict(name="lenet5", recipe="lenet_fmnst"), "unknown recipe 'lenet_fmnst'; did you mean lenet_fmnist"),
-    (dict(name="lenet5", batch_size=7000), "batch size 7000 is larger than the 6000 training images"),
+    (dict(name="lenet5", batch_size=7000), "batch size 7000 is larger than the 5400 training images"),
     (dict(name="lenet5", precision="float16"), "precision must be one of float32, mixed_bfloat16, mixed_float16"),
     (dict(name="lenet5", epochs=-1), "--epochs must be positive"),
 ])
