@@ -62,7 +62,11 @@ def ship(model: str, run_dir: Path, tag: str, max_mb: float) -> dict:
     record = RUNS / f"{metrics['run_id']}.json"
     if not record.is_file():
         raise SystemExit(f"{record} is missing: train with --results docs/runs (or `zoo train --resume`)")
-    source = run_dir / "model.weights.h5"
+    # The weights the run's record reports on: the best-validation epoch's where the run validated (its test
+    # accuracy is that checkpoint's), else the last epoch's.
+    source = run_dir / "best.weights.h5"
+    if not source.is_file():
+        source = run_dir / "model.weights.h5"
     size = source.stat().st_size
     if size > max_mb * 1e6:
         raise SystemExit(f"{source} is {size / 1e6:.1f} MB, over {max_mb} MB: give {model} a `source: train` entry")
