@@ -150,7 +150,7 @@ def test_arch_errors_are_one_line():
     registry's load-time errors are in tests/test_archs.py)."""
     arch = registry().get("resnet20").arch.model_dump()
     common = dict(input=registry().get("resnet20").input, name="mynet")
-    with pytest.raises(ValueError, match=r"^mynet: arch: field 'width': Extra inputs are not permitted$"):
+    with pytest.raises(ValueError, match=r"^mynet: arch: field 'width': unknown key \(did you mean 'widths'\?\)$"):
         resnet.FAMILY.build({**arch, "width": 3}, **common)
     with pytest.raises(ValueError, match="mynet: arch: field 'block': Input should be 'basic' or 'bottleneck'"):
         resnet.FAMILY.build({**arch, "block": "dense"}, **common)
