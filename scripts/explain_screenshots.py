@@ -45,7 +45,7 @@ def save(shot: bytes, out: Path) -> None:
 
 def has_structures(data: dict) -> bool:
     family = data["family"]
-    return any(family[key] for key in ("connection_tables", "towers", "inception", "residual", "dense"))
+    return any(family[key] for key in ("connection_tables", "towers", "lrn", "inception", "residual", "dense"))
 
 
 def shoot(name: str, folder: Path, docs: Path) -> None:

@@ -97,19 +97,19 @@ def check_family(page, data: dict) -> None:
     for table in F["connection_tables"]:
         box = page.locator(f'table.c3-table[data-layer="{table["layer"]}"]')
         assert box.locator("td.connected").count() == table["connections"]
-        ours = [shown_number(t) for t in page.locator(f'#table-{table["layer"]} td.c3-ours').all_inner_texts()]
+        ours = [shown_number(t) for t in page.locator(f'#table-{table["layer"]} td.c3-ours').all_text_contents()]
         assert ours == pytest.approx([r["pre_activation_mean"] for r in table["rows"]], rel=1e-5, abs=1e-6)
     for t in F["towers"]:
-        shares = page.locator(f'#towers-{t["layer"]} .tower-share').all_inner_texts()
+        shares = page.locator(f'#towers-{t["layer"]} .tower-share').all_text_contents()
         assert [shown_number(v) for v in shares] == pytest.approx([w["share"] for w in t["towers"]], abs=6e-4)
     assert page.locator('[id^="lrn-"]').count() == len(F["lrn"])
     for m in F["inception"]:
-        shares = page.locator(f'[id="inception-{m["layer"]}"] .branch-share').all_inner_texts()
+        shares = page.locator(f'[id="inception-{m["layer"]}"] .branch-share').all_text_contents()
         assert [shown_number(v) for v in shares] == pytest.approx([b["share"] for b in m["branches"]], abs=6e-4)
     rows = page.locator("tr.residual-row")
     assert rows.count() == len(F["residual"])
     for i, block in enumerate(F["residual"]):
-        assert shown_number(rows.nth(i).locator(".ratio").inner_text()) == pytest.approx(block["ratio"], rel=1e-5)
+        assert shown_number(rows.nth(i).locator(".ratio").text_content()) == pytest.approx(block["ratio"], rel=1e-5)
     for block in F["dense"]:
         box = page.locator(f'[id="dense-{block["layer"]}"]')
         assert box.locator(".dense-strip .source").count() == len(block["sources"])
@@ -129,9 +129,15 @@ def check_page(playwright, page_path: Path, data: dict, screenshot: Path | None 
         # a clicked cell of a feature map draws that unit's receptive field
         first = next(layer for layer in data["layers"] if layer["shown"])
         page.locator(f'img[data-layer="{first["name"]}"]').first.click(position={"x": 1, "y": 1})
+        row, col, _ = map(int, page.get_attribute("#field", "data-unit").split(","))
+        assert (row, col) == (int(1 / 64 * first["shape"][0]), int(1 / 64 * first["shape"][1]))  # 64px maps
         top, left, bottom, right = map(int, page.get_attribute("#field", "data-box").split(","))
-        assert (top, left) == (max(0, first["channels"][0]["field"]["start"][0]),
-                               max(0, first["channels"][0]["field"]["start"][1]))
+        field = first["channels"][0]["field"]
+        size = data["model"]["input"][0]
+        assert (top, left) == (max(0, field["start"][0] + row * field["jump"][0]),
+                               max(0, field["start"][1] + col * field["jump"][1]))
+        assert (bottom, right) == (min(size - 1, field["start"][0] + row * field["jump"][0] + field["size"][0] - 1),
+                                   min(size - 1, field["start"][1] + col * field["jump"][1] + field["size"][1] - 1))
         # the head shows the real probabilities
         shown = [float(t) for t in page.locator(".top5 .prob").all_inner_texts()]
         assert shown == pytest.approx([t["probability"] for t in data["head"]["top"]], rel=1e-5)

@@ -83,7 +83,7 @@ function fieldBox(L, index) {
 function drawField(L, index) {
   const canvas = $("field"), ctx = canvas.getContext("2d"), img = new Image();
   const [top, left, bottom, right] = fieldBox(L, index), [H, W] = D.model.input;
-  canvas.dataset.box = [top, left, bottom, right].join(",");
+  canvas.dataset.box = [top, left, bottom, right].join(","); canvas.dataset.unit = index.join(",");
   img.onload = () => {
     ctx.imageSmoothingEnabled = false; ctx.drawImage(img, 0, 0, canvas.width, canvas.height);
     const sy = canvas.height / H, sx = canvas.width / W;
