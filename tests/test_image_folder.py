@@ -46,7 +46,9 @@ def classes_folder(root, per_class=10, names=("cat", "dog", "owl"), split=None):
 def _fresh_folder_cache():
     folder.scan.cache_clear()
     folder._REGISTERED.clear()
+    folder._DATA_DIRS.clear()
     yield
+    folder._DATA_DIRS.clear()
 
 
 def test_classes_folder_becomes_a_dataset_with_a_stratified_holdout(tmp_path):
@@ -194,6 +196,19 @@ def test_import_into_tfds_streams_the_same_images(tmp_path, monkeypatch):
         folder.import_folder(root, "mnist")
     with pytest.raises(DatasetError, match="lower-case letters"):
         folder.import_folder(root, "Bad-Name")
+
+
+def test_an_import_into_another_data_dir_is_found_through_it(tmp_path, monkeypatch):
+    from zoo.training.config import resolve_run
+    from zoo.training.options import RunOptions
+
+    monkeypatch.setenv("ZOO_DATA_DIR", str(tmp_path / "default"))
+    folder.import_folder(classes_folder(tmp_path / "elsewhere", per_class=6), "other_tfds", tmp_path / "other")
+    with pytest.raises(KeyError, match="unknown dataset 'other_tfds'"):
+        get_dataset("other_tfds")
+    run = resolve_run("lenet5", RunOptions.of(dataset="other_tfds", data_dir=str(tmp_path / "other"),
+                                              batch_size=4))
+    assert run.config.dataset == "other_tfds" and run.config.classes == 3 and get_dataset("other_tfds").tfds
 
 
 def test_import_names_a_damaged_image(tmp_path, monkeypatch):

@@ -154,6 +154,9 @@ def bench(name, split, augments, image_size, channels, batch_size, seconds, thre
 
     if model and not epochs:
         raise click.UsageError("--model needs --epochs (whole passes into the model)")
+    from ..data.folder import look_in
+
+    look_in(data_dir)  # a folder imported into --data-dir is found by its name
     entry = cat.get_dataset(name)
     if entry.obtain.method == "folder" and entry.obtain.note and entry.folder:
         click.echo(f"note: {entry.obtain.note}", err=True)

@@ -41,7 +41,7 @@ from .catalogue import DatasetEntry, DatasetError, Obtain, load_catalogue
 from .holdout import HOLDOUT_SEED, holdout_mask
 
 __all__ = ["FolderScan", "FolderError", "scan", "folder_entry", "find", "looks_like_path", "register", "register_run",
-           "stream", "skipped_note", "import_folder", "imported_entry", "HOLDOUT_FRACTION", "SAMPLE_FOR_STATS", "SPLIT_FOLDERS"]
+           "stream", "skipped_note", "import_folder", "imported_entry", "look_in", "HOLDOUT_FRACTION", "SAMPLE_FOR_STATS", "SPLIT_FOLDERS"]
 
 SPLIT_FOLDERS = {"train": ("train",), "validation": ("val", "validation", "valid"), "test": ("test",)}
 HOLDOUT_FRACTION = 0.1  # of the training images, stratified, when the folder has no validation split of its own
@@ -421,14 +421,29 @@ ENTRY_FILE = "zoo_entry.json"  # beside TFDS's dataset_info.json: what get_datas
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
 
 
+_DATA_DIRS: list = []  # data dirs given in this process (--data-dir): imported folders are looked up there too
+
+
+def look_in(data_dir) -> None:
+    """Let imported folders be found in `data_dir` too (a run's or a command's --data-dir), not only in the
+    default one ($ZOO_DATA_DIR, else ~/tensorflow_datasets)."""
+    if data_dir is not None and str(data_dir) not in _DATA_DIRS:
+        _DATA_DIRS.append(str(data_dir))
+
+
 def imported_entry(name: str, data_dir=None) -> Optional[DatasetEntry]:
-    """The entry `zoo data prepare --from PATH --name NAME` wrote into the data dir, or None."""
+    """The entry `zoo data prepare --from PATH --name NAME` wrote into the data dir (`data_dir`, any given to
+    look_in, else the default one), or None."""
     import json
 
     from .catalogue import resolve_data_dir
 
-    path = resolve_data_dir(data_dir) / name / IMPORT_VERSION / ENTRY_FILE
-    if not _NAME.fullmatch(name) or not path.is_file():
+    if not _NAME.fullmatch(name):
+        return None
+    candidates = [resolve_data_dir(d) / name / IMPORT_VERSION / ENTRY_FILE
+                  for d in ([data_dir] if data_dir else []) + _DATA_DIRS + [None]]
+    path = next((c for c in candidates if c.is_file()), None)
+    if path is None:
         return None
     try:
         return DatasetEntry.model_validate(json.loads(path.read_text()))

@@ -185,6 +185,10 @@ def resolve_run(name: str | Spec, options: Optional[RunOptions] = None) -> "Run"
     from . import finetune
 
     dataset = options.dataset or spec.dataset
+    if options.data_dir:  # a folder imported there (zoo data prepare --from PATH --name NAME) is found by name
+        from ..data.folder import look_in
+
+        look_in(options.data_dir)
     recipe_name = options.recipe or (finetune.FINETUNE_RECIPE if options.weights else spec.recipe_for(dataset))
     rec = registry_module.registry().recipe(recipe_name)
     info = catalogue.dataset_info(dataset, holdout=rec.validation)
@@ -287,9 +291,10 @@ def run_of(config: RunConfig, spec: Optional[Spec] = None) -> Run:
     resolved it, the spec from the registry (or `spec`, already looked up)."""
     spec = spec or registry_module.get_spec(config.model)
     recipe = recipe_of(config)
-    if config.dataset_path:  # an image folder: its name stands for its path again in this process
-        from ..data import folder
+    from ..data import folder
 
+    folder.look_in(config.data_dir)  # an imported folder: found in the run's data dir
+    if config.dataset_path:  # an image folder: its name stands for its path again in this process
         folder.register(config.dataset, config.dataset_path)
     return Run(config, spec, recipe, catalogue.dataset_info(config.dataset, holdout=recipe.validation))
 
