@@ -229,3 +229,23 @@ def test_cli_bad_folder_is_one_line(tmp_path):
     assert proc.stderr.strip().splitlines() == [f"zoo: error: {tmp_path / 'empty'}: no class folders; expected one "
                                                 "sub-folder of images per class (PATH/<class>/<image>), or train/ "
                                                 "and val/"]
+
+
+def test_the_numpy_input_path_refuses_a_folder_in_one_line(tmp_path):
+    from zoo.data import arrays
+
+    root = classes_folder(tmp_path / "np", per_class=3)
+    with pytest.raises(DatasetError) as error:
+        arrays.require_ready(str(root))
+    assert "needs the tf.data pipeline" in str(error.value) and "\n" not in str(error.value)
+
+
+def test_resume_accepts_the_folder_by_path_or_name(tmp_path):
+    from zoo.training.config import overrides_conflict, resolve_run
+    from zoo.training.options import RunOptions
+
+    root = classes_folder(tmp_path / "res", per_class=6)
+    saved = resolve_run("lenet5", RunOptions.of(dataset=str(root), batch_size=4)).config
+    assert overrides_conflict(saved, RunOptions.of(dataset=str(root))) is None
+    assert overrides_conflict(saved, RunOptions.of(dataset="res")) is None
+    assert "dataset" in overrides_conflict(saved, RunOptions.of(dataset="fashion_mnist_sample"))
