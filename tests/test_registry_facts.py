@@ -23,6 +23,7 @@ from click.testing import CliRunner
 from pydantic import BaseModel
 
 import cli
+from zoo.models.features import feature_info
 from zoo.data.catalogue import get_dataset, list_datasets
 from zoo.registry import registry
 
@@ -135,6 +136,9 @@ def test_zoo_info_json_agrees_with_the_registry_and_the_snapshot():
         shown = json.loads(result.output)
         spec = reg.get(name)
         assert shown.pop("recipe_details") == as_json(reg.recipe(spec.recipe).model_dump(exclude_none=True))
+        stages = shown.pop("feature_stages")  # not a registry field: derived from the arch (zoo.feature_info)
+        assert [(s["index"], s["layer"], s["channels"], s["stride"]) for s in stages] == [
+            (f.index, f.layer, f.channels, f.stride) for f in feature_info(name)], name
         assert shown == as_json(spec.model_dump(exclude_none=True)), name
         shown["arch"] = facts(spec)["arch"]
         assert comparable(shown) == comparable(snapshot(name)), name
