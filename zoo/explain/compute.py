@@ -379,7 +379,8 @@ def partial_conv_trace(layer, inputs, index) -> dict:
     z = float(channel_sums.sum() + bias)
     return {"op": "partial_conv", "kernel_size": [k, k], "stride": [1, 1], "connected_maps": maps,
             "window": {"top": row, "left": col}, "shown_channels": maps, "patch": patch.tolist(),
-            "kernel": kernel[..., maps].tolist(), "shown_sums": channel_sums.tolist(), "channel_sums": channel_sums.tolist(), "partial_sums": np.cumsum(channel_sums).tolist(), "bias": bias,
+            "kernel": kernel[..., maps].tolist(), "shown_sums": channel_sums.tolist(),
+            "channel_sums": channel_sums.tolist(), "partial_sums": np.cumsum(channel_sums).tolist(), "bias": bias,
             "pre_activation": z, "activation": "linear", "value": z}
 
 
