@@ -263,6 +263,12 @@ def test_zoo_train_records_the_init(tmp_path):
     assert resolve("resnet20", dataset="fashion_mnist_sample", init="keras").init == "keras"
     old = {k: v for k, v in resolve("lenet5").to_dict().items() if k not in ("init", "loss")}
     assert RunConfig.from_dict(old).init == "keras"  # a config.json from before the option: Keras' initialisers
-    result = zoo.train("lenet5", max_steps=2, init="keras", output=tmp_path / "run", record=False, verbose=False)
+    from zoo import results
+
+    result = zoo.train("lenet5", max_steps=2, init="keras", output=tmp_path / "run", results=tmp_path / "store",
+                       verbose=False)
     assert json.loads((tmp_path / "run" / "config.json").read_text())["init"] == "keras"
     assert result.run.config.init == "keras"
+    [record] = results.load(store=tmp_path / "store")  # the results record, and metrics.json, say it too
+    assert record["init"] == "keras" == json.loads((tmp_path / "run" / "metrics.json").read_text())["init"]
+

@@ -703,7 +703,7 @@ def _record(config: RunConfig, meta: dict, run_dir: RunDir, state: RunState, tes
         started=meta["started"],
         finished=datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         zoo_version=zoo.__version__, tf_version=backend.versions()["tensorflow"], keras_version=keras.__version__,
-        hostname=socket.gethostname(), output_dir=str(run_dir.path.resolve()), status="finished",
+        hostname=socket.gethostname(), output_dir=str(run_dir.path.resolve()), init=config.init, status="finished",
         eval_split=config.eval_split, train_split=config.train_split, notes=list(config.notes) or None,
         complete=complete, best_epoch=state.best_epoch,
         warnings=unsettled_batchnorm(model, config, state, float(test["accuracy"])) or None)
