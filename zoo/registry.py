@@ -204,6 +204,8 @@ class Recipe(Strict):
     dropout: Optional[float] = None
     image_size: Optional[int] = Field(None, gt=0, description="train and evaluate at this input size (e.g. an "
                                       "ImageNet net on 28x28 Fashion-MNIST); None: the model's input size")
+    init: Optional[archs.InitName] = Field(None, description="the initialisation this recipe trains with (a "
+                                           "measured reason in its description); None: the paper's")
 
     @model_validator(mode="after")
     def _length(self):

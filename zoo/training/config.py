@@ -223,7 +223,7 @@ def resolve_run(name: str | Spec, options: Optional[RunOptions] = None) -> "Run"
         weight_decay=rec.weight_decay, weight_decay_mode=_decay_mode(rec), epochs=run_epochs,
         steps_per_epoch=per_epoch, total_steps=total,
         seed=DEFAULTS["seed"] if options.seed is None else options.seed,
-        init=options.init or DEFAULTS["init"], loss=_loss(spec),
+        init=options.init or rec.init or DEFAULTS["init"], loss=_loss(spec),
         precision=options.precision or DEFAULTS["precision"],
         xla=DEFAULTS["xla"] if options.xla is None else options.xla, steps_per_execution=per_execution,
         strategy=options.strategy or DEFAULTS["strategy"], data_dir=options.data_dir,
