@@ -31,9 +31,9 @@ def randomised_batchnorm(model, rng):
     return model
 
 
-def small_model(name: str, size: int, rng):
+def small_model(name: str, size: int, rng, **build):
     spec = zoo.get_spec(name)
-    model = zoo.build(name, input_shape=(size, size, spec.input.channels))
+    model = zoo.build(name, input_shape=(size, size, spec.input.channels), **build)
     return randomised_batchnorm(model, rng), rng.normal(size=(1, size, size, spec.input.channels)).astype("float32")
 
 
@@ -216,7 +216,10 @@ def test_deconvnet_where_there_is_no_max_pooling_is_not_applicable():
 
 def test_probabilities_and_logits_match_predict():
     rng = np.random.default_rng(6)
-    model, x = small_model("resnet20", 32, rng)
+    # Keras' initialisers: He's (the paper's) with randomised BatchNorm statistics gives logits so large that the
+    # softmax saturates (1e-27 beside 0.8), and the compiled predict and the eager tape then differ by up to 4e-6
+    # in float32 (seen once in CI): the comparison is of the two paths, not of the initialisation.
+    model, x = small_model("resnet20", 32, rng, init="keras")
     logits, probs = attribution.predict(model, x)
     np.testing.assert_allclose(probs, model.predict(x, verbose=0)[0], atol=1e-6)
     np.testing.assert_allclose(np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum(), probs, atol=1e-6)
