@@ -8,7 +8,9 @@ from typing import Optional
 
 
 @dataclass
-class PipelineThroughput:
+class _PipelineSettings:
+    """What was measured: the dataset split and the pipeline's settings (shared by both measurements)."""
+
     name: str
     split: str
     augment: str
@@ -16,6 +18,10 @@ class PipelineThroughput:
     channels: int
     batch_size: int
     threads: Optional[int]
+
+
+@dataclass
+class PipelineThroughput(_PipelineSettings):
     images: int
     seconds: float
 
@@ -44,17 +50,10 @@ def measure(name: str = "fashion_mnist_sample", split: str = "train", *, augment
 
 
 @dataclass
-class EpochThroughput:
+class EpochThroughput(_PipelineSettings):
     """Whole passes over a split (no repeat): images and seconds per epoch, the first (cold: file cache, any
     in-memory cache filled, graph traced) apart from the later ones, and the process's peak resident memory."""
 
-    name: str
-    split: str
-    augment: str
-    image_size: int
-    channels: int
-    batch_size: int
-    threads: Optional[int]
     model: Optional[str]  # each batch also went through this model's forward pass; None: the pipeline alone
     epochs: list  # [(images, seconds)] per epoch
     peak_rss_mb: float
