@@ -98,3 +98,28 @@ def test_keras_imported_before_zoo_also_registers(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     np.testing.assert_allclose(np.load(tmp_path / "out.npy"), saved["lenet5_original"], rtol=1e-5, atol=1e-6)
+
+
+def test_compiled_lenet5_original_keeps_its_eq9_loss_in_a_fresh_process(tmp_path):
+    """A `.keras` file of lenet5_original compiled with its MAP criterion (eq. 9) loads with the loss restored."""
+    from zoo.training.losses import MAPCriterion
+
+    model = zoo.build("lenet5_original")
+    model.compile(optimizer="sgd", loss=MAPCriterion(rubbish_penalty=0.25))
+    path = tmp_path / "lenet5_original.compiled.keras"
+    model.save(path)
+    x = np.random.default_rng(4).normal(size=(3, 32, 32, 1)).astype("float32")
+    y = np.array([0, 4, 9])
+    expected = float(model.loss(y, model(x)))
+    np.save(tmp_path / "x.npy", x)
+    code = ("import json, numpy as np, zoo, keras\n"
+            f"m = keras.saving.load_model(r'{path}')\n"
+            f"x = np.load(r'{tmp_path}/x.npy')\n"
+            "print(json.dumps([type(m.loss).__name__, m.loss.rubbish_penalty,"
+            " float(m.loss(np.array([0, 4, 9]), m(x)))]))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                            env={**__import__("os").environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    name, penalty, loss = json.loads(result.stdout.strip().splitlines()[-1])
+    assert (name, penalty) == ("MAPCriterion", 0.25)
+    assert loss == pytest.approx(expected, rel=1e-5)

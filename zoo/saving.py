@@ -1,5 +1,5 @@
-"""Portable `.keras` files: the zoo's custom layers, activations and schedules registered with Keras whenever Keras
-is imported, so `import zoo` then `keras.saving.load_model("x.keras")` works in a fresh process.
+"""Portable `.keras` files: the zoo's custom layers, activations, schedules and losses registered with Keras whenever
+Keras is imported, so `import zoo` then `keras.saving.load_model("x.keras")` works in a fresh process.
 
 Keras finds a custom object at load time only if the module that registers it (`register_keras_serializable`) has
 run; for packages other than its own it does not import the module named in the file. Importing every family
@@ -19,6 +19,7 @@ __all__ = ["CUSTOM_OBJECT_MODULES", "register", "install"]
 CUSTOM_OBJECT_MODULES = (
     "zoo.models.layers",  # LRN, LeNet-5's scaled tanh, subsampling, C3 and RBF; ResNet's zero-pad shortcut
     "zoo.training.schedules",  # RecipeSchedule (a compiled model's optimizer)
+    "zoo.training.losses",  # MAPCriterion, LeNet-5's eq. 9 (a compiled lenet5_original's loss)
 )
 
 _installed = False
