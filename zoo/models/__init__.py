@@ -24,6 +24,14 @@ def build(name: str, **kwargs):
     input_shape, pooling, classes, classifier_activation, name; plus the family's options (`family_of(name).options`,
     e.g. `aux_logits` for GoogLeNet, `dropout` for DenseNet).
 
+    `init` says how the weights are drawn: "paper" (the default) as the variant's paper states it (`arch.init`,
+    zoo/models/init.py): LeNet-5 (`lenet5_original`) U(+-2.4/F_i) on each unit's fan-in; its modern forms, and
+    VGG, Glorot uniform; AlexNet N(0, 0.01^2) with biases 1 in conv2, conv4, conv5, fc6, fc7; ZFNet N(0, 0.01^2)
+    and its filters renormalised to RMS 0.1 after each update; GoogLeNet the BVLC reproduction's Xavier with conv
+    biases 0.2; ResNet and DenseNet He's N(0, 2/fan_in). "keras" keeps Keras' own initialisers (Glorot-uniform
+    kernels, zero biases; LeNet-5's custom layers their own). With `weights` the file's values replace either draw.
+    docs/training.md, "Initialisation", has the table and its sources.
+
     `features_only=True` builds the feature extractor instead (timm's): the same body, one output per feature stage,
     or per stage `out_indices` names (negative ones count from the end); `zoo.feature_info(name)` lists them.
     """
