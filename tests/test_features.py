@@ -310,3 +310,15 @@ def test_imagenet_weights_come_from_keras_headless_file(tmp_path, monkeypatch):
     expected = keras.Model(twin.input, [twin.get_layer(name).output for name in names])(x)
     for ours, theirs, name in zip(features(x), expected, names):
         np.testing.assert_allclose(np.asarray(ours), np.asarray(theirs), rtol=1e-3, atol=1e-3, err_msg=name)
+
+
+def test_weights_build_features_only_shares_the_classifiers_weights():
+    """Weights.build(features_only=True): the features model of the shipped fashion_mnist weights; its stage
+    outputs are the classifier's intermediate layers (same weights, same maps)."""
+    weights = zoo.get_weights("lenet5.fashion_mnist")
+    classifier = weights.build()
+    features = weights.build(features_only=True)
+    assert_same_weights(features, classifier)
+    assert_same_maps(features, classifier, "lenet5", images(32, 32, 1, seed=2))
+    last = weights.build(features_only=True, out_indices=(-1,))
+    assert last.output_shape == classifier.get_layer(zoo.feature_info("lenet5")[-1].layer).output.shape

@@ -124,11 +124,15 @@ class Weights:
         return self.classes
 
     def build(self, **kwargs):
-        """The model with these weights loaded (keyword arguments as zoo.build's)."""
+        """The model with these weights loaded (keyword arguments as zoo.build's). `features_only=True` (with
+        `out_indices`) builds the features model of these weights: the classifier's body with its stage outputs,
+        the body's layers loaded from the same file (its head skipped)."""
         from ..models import build_spec
 
-        return build_spec(registry_module.get_spec(self.model), **{"include_top": self.include_top, **kwargs,
-                                                                    "weights": self})
+        features = kwargs.get("features_only") or "out_indices" in kwargs
+        # a features model has no head: these weights' include_top is for the classifier build only
+        defaults = {} if features else {"include_top": self.include_top}
+        return build_spec(registry_module.get_spec(self.model), **{**defaults, **kwargs, "weights": self})
 
     def load_into(self, model) -> None:
         """Load the weights into `model` (built by zoo.build for this variant), with one-line errors."""
