@@ -148,9 +148,8 @@ def test_lenet5_original_trains_with_eq_9_and_the_others_with_cross_entropy():
         training_loss(config.loss, soft_labels=True, label_smoothing=0.1)
 
 
-def test_input_scaling_is_the_papers_and_the_shipped_weights_keep_theirs():
-    """Sec. II.B: background -0.1, ink 1.175 (mean 0, variance about 1 on MNIST). The weights shipped before the
-    scaling was the default were trained on the dataset's mean/std, and their entry says so."""
+def test_input_scaling_is_the_papers():
+    """Sec. II.B: background -0.1, ink 1.175 (mean 0, variance about 1 on MNIST)."""
     from zoo.data.catalogue import dataset_info
     from zoo.data.pipeline import make_dataset
     from zoo.training.inputs import pipeline_spec
@@ -164,5 +163,34 @@ def test_input_scaling_is_the_papers_and_the_shipped_weights_keep_theirs():
                                     training=False, mean=served.mean, std=served.std)))[0].numpy()
     assert images[:, 0, 0, 0] == pytest.approx(-0.1)  # the 2-pixel zero border is background
     assert images.max() <= 1.175 + 1e-6
-    shipped = spec.weights["fashion_mnist"].preprocessing
-    assert (shipped.mean, shipped.std) == ([72.9404], [90.0212])
+
+
+@pytest.mark.parametrize("dataset", ["fashion_mnist", "mnist", "cifar10"])
+def test_the_papers_scaling_applies_on_every_dataset(dataset):
+    """A fixed scaling (eval.fixed), not a dataset's statistics: the pipeline and the preprocessing a run's weights
+    record both use it on any dataset; a model whose eval mean/std are statistics (none here: lenet5) gets each
+    dataset's own."""
+    from zoo.data.catalogue import dataset_info, get_dataset
+    from zoo.pretrained import pipeline_preprocessing
+    from zoo.training.inputs import pipeline_spec
+
+    original, modern = zoo.get_spec("lenet5_original"), zoo.get_spec("lenet5")
+    assert original.eval.fixed and not modern.eval.fixed
+    served = pipeline_spec(original, None, dataset_info(dataset), training=True, batch_size=8)
+    assert (tuple(served.mean), tuple(served.std)) == ((20.0,), (200.0,))
+    recorded = pipeline_preprocessing(original, dataset)
+    assert (recorded.mean, recorded.std) == ([20.0], [200.0])
+    served = pipeline_spec(modern, None, dataset_info(dataset), training=True, batch_size=8)
+    assert (served.mean, served.std) == (None, None)  # the pipeline takes the catalogue's
+    entry = get_dataset(dataset)
+    assert pipeline_preprocessing(modern, dataset).mean[0] == pytest.approx(
+        entry.mean[0] if len(entry.mean) == 1 else sum(w * m for w, m in zip((0.2989, 0.5870, 0.1140), entry.mean)))
+
+
+def test_a_fixed_scaling_needs_its_values():
+    from pydantic import ValidationError
+
+    from zoo.registry import EvalSpec
+
+    with pytest.raises(ValidationError, match="fixed: true needs both mean and std"):
+        EvalSpec(mean=[20.0], fixed=True)

@@ -99,6 +99,24 @@ class EvalSpec(Strict):
                                         "dataset's (zoo/data/catalogue.yaml), the one place the statistics live")
     std: Optional[list[float]] = Field(None, description="per-channel std on the 0-255 scale; None: the dataset's")
     interpolation: Interpolation = "bilinear"
+    fixed: bool = Field(False, description=(
+        "mean/std are a fixed input scaling the paper states (LeNet-5's background -0.1, ink 1.175), used on every "
+        "dataset; False: they are the statistics of the model's own dataset, used on it only"))
+
+    @model_validator(mode="after")
+    def _fixed_needs_values(self):
+        if self.fixed and (self.mean is None or self.std is None):
+            raise ValueError("fixed: true needs both mean and std (the scaling every dataset gets)")
+        return self
+
+    def normalisation(self, dataset: str, own_dataset: str) -> tuple[Optional[list[float]], Optional[list[float]]]:
+        """The mean and std a model's inputs from `dataset` are normalised with, (None, None) for the dataset's own
+        statistics (zoo/data/catalogue.yaml): the eval mean/std on the model's own dataset, or on every dataset
+        when they are a fixed scaling. The one rule the pipeline (zoo.training.inputs) and the weights'
+        recorded preprocessing (zoo.pretrained.pipeline_preprocessing) share."""
+        if self.fixed or dataset == own_dataset:
+            return self.mean, self.std
+        return None, None
 
 
 class Reference(Strict):

@@ -334,12 +334,12 @@ def pipeline_preprocessing(spec, dataset: str, image_size: Optional[int] = None)
     """The preprocessing zoo's evaluation pipeline applies for `spec` on `dataset` (zoo.training.inputs and
     zoo.data.pipeline): fixed-size data padded (small enlargements, 28 -> 32) or resized to the input size,
     variable-size data through the model's resize-and-crop protocol; the model's eval mean/std on its own
-    dataset, the dataset's elsewhere. tests/test_pretrained.py checks it against the pipeline's batches."""
+    dataset (on every dataset when they are a fixed scaling, `eval.fixed`), the dataset's elsewhere.
+    tests/test_pretrained.py checks it against the pipeline's batches."""
     entry = _dataset_entry(dataset)
     size, channels = image_size or spec.input.size, spec.input.channels
-    own = dataset == spec.dataset
-    mean = list(spec.eval.mean if own and spec.eval.mean else entry.mean)
-    std = list(spec.eval.std if own and spec.eval.std else entry.std)
+    mean, std = spec.eval.normalisation(dataset, spec.dataset)
+    mean, std = list(mean or entry.mean), list(std or entry.std)
     if channels == 1 and len(mean) == 3:  # RGB statistics for grey copies: the luma of the mean (as the pipeline)
         mean = [sum(w * m for w, m in zip(GREY_WEIGHTS, mean))]
         std = [sum(w * s for w, s in zip(GREY_WEIGHTS, std))]

@@ -58,16 +58,17 @@ def pipeline_spec(spec: Spec, recipe: Optional[Recipe], info: DatasetInfo, *, tr
     """The PipelineSpec that serves model `spec` (trained with `recipe`) from the dataset `info` describes: the
     model's input size and channels and evaluation protocol, the recipe's augmentation (training only) and
     validation holdout. The model's eval mean/std apply on its own dataset only (a protocol's statistics belong to
-    the data it was defined on); elsewhere, and when None, the dataset's statistics are used. `overrides` set any
-    PipelineSpec field (a None value counts as not given: image_size=None keeps the spec's size). Batch-level
-    augmentation (recipe.mixup/cutmix/random_erasing) is the stream's: see train_stream."""
+    the data it was defined on), or on every dataset when they are a fixed scaling (`eval.fixed`: LeNet-5's);
+    elsewhere, and when None, the dataset's statistics are used. `overrides` set any PipelineSpec field (a None
+    value counts as not given: image_size=None keeps the spec's size). Batch-level augmentation
+    (recipe.mixup/cutmix/random_erasing) is the stream's: see train_stream."""
     from ..data.pipeline import PipelineSpec
 
-    own = info.name == spec.dataset
+    mean, std = spec.eval.normalisation(info.name, spec.dataset)
     fields = dict(image_size=spec.input.size, channels=spec.input.channels, batch_size=batch_size,
                   training=training, seed=seed, interpolation=spec.eval.interpolation,
                   augment=recipe.augment if (training and recipe is not None) else "none",
-                  mean=spec.eval.mean if own else None, std=spec.eval.std if own else None,
+                  mean=mean, std=std,
                   holdout=recipe.validation if recipe is not None else None,
                   **eval_geometry(spec, info, overrides.get("image_size")))
     fields.update({key: value for key, value in overrides.items() if value is not None})  # None: not given
