@@ -4,6 +4,7 @@ import, and every kind of bad folder as one line."""
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -249,3 +250,60 @@ def test_resume_accepts_the_folder_by_path_or_name(tmp_path):
     assert overrides_conflict(saved, RunOptions.of(dataset=str(root))) is None
     assert overrides_conflict(saved, RunOptions.of(dataset="res")) is None
     assert "dataset" in overrides_conflict(saved, RunOptions.of(dataset="fashion_mnist_sample"))
+
+
+@pytest.mark.parametrize("spelling", ["./pics", "pics/", "ABS"])
+def test_resume_looks_up_a_folders_runs_by_its_name(tmp_path, monkeypatch, spelling):
+    """--resume without --output looks for runs/<model>-<dataset>-*: a folder's runs are named by its name, so any
+    spelling of its path finds them (before: the path itself was globbed, and nothing was found)."""
+    from zoo.training.options import RunOptions
+    from zoo.training.run import _resume_path
+
+    monkeypatch.chdir(tmp_path)
+    classes_folder(tmp_path / "pics", per_class=6)
+    older, newer = (tmp_path / "runs" / f"lenet5-pics-2026120{i}-000000-0000000{i}" for i in (1, 2))
+    for run in (older, newer):
+        (run / "checkpoints").mkdir(parents=True)
+        (run / "checkpoints" / "state.json").write_text("{}")
+    asked = str(tmp_path / "pics") if spelling == "ABS" else spelling
+    assert RunOptions.of(dataset=asked).dataset == "pics"
+    assert _resume_path("lenet5", RunOptions.of(dataset=asked), None).resolve() == newer.resolve()
+
+
+def test_a_path_that_is_not_a_dataset_folder_stays_a_path(tmp_path):
+    from zoo.training.options import RunOptions
+
+    (tmp_path / "empty").mkdir()
+    assert RunOptions.of(dataset=str(tmp_path / "empty")).dataset == str(tmp_path / "empty")  # resolve names it
+    assert RunOptions.of(dataset="fashion_mnist_sample").dataset == "fashion_mnist_sample"
+
+
+@pytest.mark.slow
+def test_resume_without_output_finds_the_newest_run_of_the_folder(tmp_path, monkeypatch):
+    """`zoo train lenet5 --dataset ./pics --resume` (no --output): the run was named by the folder's name
+    (runs/lenet5-pics-*), and --resume finds it whether the folder is given by a relative or absolute path."""
+    import signal
+
+    import zoo
+    from zoo.errors import Interrupted
+    from zoo.training.callbacks import StepMonitor
+
+    original_begin = StepMonitor.on_epoch_begin
+
+    def stop_before_epoch_2(self, epoch, logs=None):
+        if epoch == 1:
+            raise Interrupted("stopped by the test", signal.SIGTERM)
+        return original_begin(self, epoch, logs)
+
+    monkeypatch.chdir(tmp_path)
+    classes_folder(tmp_path / "pics", per_class=6)
+    options = dict(epochs=2, steps_per_epoch=2, batch_size=4, xla=False, results=tmp_path / "results")
+    monkeypatch.setattr(StepMonitor, "on_epoch_begin", stop_before_epoch_2)
+    with pytest.raises(Interrupted):
+        zoo.train("lenet5", dataset="./pics", verbose=False, **options)
+    (interrupted,) = (tmp_path / "runs").iterdir()
+    assert interrupted.name.startswith("lenet5-pics-") and (interrupted / "checkpoints" / "state.json").is_file()
+    monkeypatch.setattr(StepMonitor, "on_epoch_begin", original_begin)
+    result = zoo.train("lenet5", dataset=str(tmp_path / "pics"), resume=True, verbose=False, **options)
+    assert Path(result.output_dir).resolve() == interrupted.resolve() and result.epochs == 2
+    assert list((tmp_path / "runs").iterdir()) == [interrupted]  # resumed, not started afresh

@@ -90,6 +90,22 @@ class RunOptions(Strict):
     def _path_as_text(cls, value):
         return os.fspath(value) if isinstance(value, os.PathLike) else value
 
+    @field_validator("dataset")
+    @classmethod
+    def _folder_by_its_name(cls, value):
+        """An image folder given by its path stands for it by its name (registered for this process): the name
+        its runs are called by (runs/<model>-<name>-*, what --resume without --output looks up), whichever path
+        spelling (./pics, ~/pics, /abs/pics) is given. A folder that cannot be a dataset stays a path: resolving
+        the run says what is wrong with it."""
+        from ..data import folder
+
+        if value is None or not folder.looks_like_path(value) or not os.path.isdir(os.path.expanduser(value)):
+            return value
+        try:
+            return folder.folder_entry(value).name
+        except folder.FolderError:
+            return value
+
     @field_validator("weights", mode="before")
     @classmethod
     def _weights_file_absolute(cls, value):
