@@ -99,9 +99,10 @@ class EvalSpec(Strict):
                                         "dataset's (zoo/data/catalogue.yaml), the one place the statistics live")
     std: Optional[list[float]] = Field(None, description="per-channel std on the 0-255 scale; None: the dataset's")
     interpolation: Interpolation = "bilinear"
-    fixed: bool = Field(False, description=(
-        "mean/std are a fixed input scaling the paper states (LeNet-5's background -0.1, ink 1.175), used on every "
-        "dataset; False: they are the statistics of the model's own dataset, used on it only"))
+    # Optional, not False: unset on every variant but one, so dumps and `zoo info` show it only where it is said.
+    fixed: Optional[bool] = Field(None, description=(
+        "true: mean/std are a fixed input scaling the paper states (LeNet-5's background -0.1, ink 1.175), used on "
+        "every dataset; unset: they are the statistics of the model's own dataset, used on it only"))
 
     @model_validator(mode="after")
     def _fixed_needs_values(self):
