@@ -104,7 +104,7 @@ def test_stand_in_published_number_is_labelled():
     assert alexnet.measured_on and alexnet.where().endswith(f"measured on {alexnet.measured_on}")
     # no stand-in on other datasets, and none for a model the study does not name
     assert tables.published_beside(reg.get("resnet20"), "mnist") is None
-    assert tables.published_beside(reg.get("lenet5"), "fashion_mnist") is None
+    assert tables.published_beside(reg.get("lenet5_harley"), "fashion_mnist") is None
 
 
 def test_published_number_choice():

@@ -232,7 +232,7 @@ def test_summary_puts_the_published_number_beside_the_result():
     assert "test accuracy   99.12%   top-5 99.99%   loss 0.0310" in text
     assert "published       99.05% top-1 (error 0.95%, no distortions; sec. III.C, Fig. 9)" in text
     assert "wall time       12m34s   training 1,650 images/s   20 epochs, 37,500 steps" in text
-    assert published("lenet5", "fashion_mnist") == []
+    assert published("lenet5_harley", "fashion_mnist") == []
 
 
 def test_resume_without_output_finds_the_newest_interrupted_run(tmp_path):
