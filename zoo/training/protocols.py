@@ -21,6 +21,20 @@ image (the whole image at its one training scale); the multi-scale and 144-crop 
 
 `--batch-size` counts model inputs per call (views x images): images per batch = max(1, batch // views), so a
 protocol needs the memory the centre crop does. Needs the tf.data pipeline (TensorFlow backend).
+
+Where the protocols differ from the papers, or the papers leave a choice open:
+- Dense views are the centre Q x Q square of the image rescaled to shorter side Q, where VGG (sec. 3.2) and ResNet
+  (sec. 3.4, "the fully-convolutional form as in [VGG]") apply the net "to the whole (uncropped) image": images of
+  different shapes do not batch. On a 4:3 image the square leaves out the sides; a multi-scale protocol's smaller
+  scales are resized from its largest scale's square.
+- VGG's multi-crop evaluation (Table 5: 50 crops per scale, a 5 x 5 grid and 2 flips, over 3 scales, 150 crops;
+  alone and combined with dense) has no protocol here; its numbers carry no `eval_protocol`.
+- GoogLeNet's Table 3 counts "10 crops" without saying which: 10crop takes AlexNet's (sec. 4.1). ResNet's
+  "standard 10-crop testing [AlexNet]" is the same. DenseNet's Table 3 says "10-crop" only.
+- ResNet's multi-scale test (sec. 3.4) says nothing of flips: dense_5scale takes none.
+- 144crop is GoogLeNet's sec. 7 as written (4 x 3 x 6 x 2): each square spans the shorter side, so it is the same
+  region at every scale. The posteriors are averaged over the crops as the paper says ("over all the individual
+  classifiers" is its 7-model ensemble, which one set of weights does not have).
 """
 
 from __future__ import annotations
