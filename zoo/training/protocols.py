@@ -30,7 +30,9 @@ Where the protocols differ from the papers, or the papers leave a choice open:
 - VGG's multi-crop evaluation (Table 5: 50 crops per scale, a 5 x 5 grid and 2 flips, over 3 scales, 150 crops;
   alone and combined with dense) has no protocol here; its numbers carry no `eval_protocol`.
 - GoogLeNet's Table 3 counts "10 crops" without saying which: 10crop takes AlexNet's (sec. 4.1). ResNet's
-  "standard 10-crop testing [AlexNet]" is the same. DenseNet's Table 3 says "10-crop" only.
+  "standard 10-crop testing [AlexNet]" is the same. DenseNet's Table 3 says "10-crop" only; the fb.resnet.torch
+  code it trains with (TenCrop after Scale(256)) takes the corners of the whole resized image, not of its centre
+  square: the same views on square images, corners further out on others (not batchable here).
 - ResNet's multi-scale test (sec. 3.4) says nothing of flips: dense_5scale takes none.
 - 144crop is GoogLeNet's sec. 7 as written (4 x 3 x 6 x 2): each square spans the shorter side, so it is the same
   region at every scale. The posteriors are averaged over the crops as the paper says ("over all the individual
