@@ -13,6 +13,13 @@ tf2onnx writes a grouped Conv2D as a nested function call onnxruntime rejects (I
 clones the model with every grouped Conv2D replaced by `SplitGroupsConv2D`, weights copied (exactly the same
 arithmetic). `include_preprocessing` puts the weights' padding, channel order and mean/std in front: the exported
 model then takes 0-255 pixels at the input size less the padding (resize and crop stay outside the graph).
+
+ONNX goes through tf2onnx as Keras' exporter does, with two changes that keep VGG's 133-144M parameters in
+memory (`_export_onnx`; measured in docs/weights.md): the weights are frozen with tf2onnx's large-model path (no
+Grappler pass over a graph holding every weight as a constant), and each tf2onnx node's protobuf is rebuilt rather
+than cleared and refilled after every optimizer pass (under protobuf's upb runtime a cleared attribute stays in its
+message's arena, so each pass kept one more copy of every weight: VGG11 passed 13 GiB). The result is still one
+self-contained .onnx file (the weights inlined; every zoo model is far below protobuf's 2 GiB limit).
 """
 
 from __future__ import annotations
@@ -142,6 +149,69 @@ def _check_installed(fmt: str) -> None:
                           f"pip install \".[export]\"")
 
 
+PROTOBUF_LIMIT = 2 ** 31 - 1  # bytes: one .onnx file without external data
+
+
+@contextlib.contextmanager
+def _tf2onnx_node_protos_rebuilt():
+    """While active, tf2onnx's `Node.update_proto` (run on every node after each optimizer pass) starts from a new
+    NodeProto: it used to clear the node's attributes and add them again, and upb keeps a cleared message in its
+    parent's arena until the parent dies, so every pass left one more copy of each Const's tensor behind."""
+    from tf2onnx.graph import Node
+
+    refill = Node.update_proto
+
+    def update_proto(self, external_tensor_storage=None):
+        del self._op.attribute[:]  # rebuilt from self._attr by `refill`; cleared first so CopyFrom skips them
+        fresh = type(self._op)()
+        fresh.CopyFrom(self._op)
+        self._op = fresh
+        return refill(self, external_tensor_storage)
+
+    Node.update_proto = update_proto
+    try:
+        yield
+    finally:
+        Node.update_proto = refill
+
+
+def _inline_external(proto, storage) -> None:
+    """Put the tensors tf2onnx's large-model mode kept aside back into the model's initializers (one file)."""
+    from onnx import TensorProto
+
+    for tensor in proto.graph.initializer:
+        if tensor.data_location == TensorProto.EXTERNAL:
+            location = {entry.key: entry.value for entry in tensor.external_data}["location"]
+            tensor.raw_data = storage.name_to_tensor_data.pop(location)  # popped: one copy at a time
+            del tensor.external_data[:]
+            tensor.data_location = TensorProto.DEFAULT
+
+
+def _export_onnx(model, path: Path) -> None:
+    """`model.export(path, format="onnx")`'s conversion (a tf.function of the inference call, tf2onnx at its
+    default opset), frozen through tf2onnx's large-model path and with `_tf2onnx_node_protos_rebuilt`; written as
+    one .onnx file."""
+    import gc
+
+    import tensorflow as tf
+    import tf2onnx
+    from keras.src.export.tf2onnx_lib import patch_tf2onnx  # what model.export applies: tf2onnx under numpy 2
+
+    signature = [tf.TensorSpec(tensor.shape, tensor.dtype, name=tensor.name) for tensor in model.inputs]
+    inference = tf.function(lambda *x: model(x[0] if len(x) == 1 else list(x), training=False),
+                            input_signature=signature)
+    patch_tf2onnx()
+    with _tf2onnx_node_protos_rebuilt():
+        proto, storage = tf2onnx.convert.from_function(inference, signature, large_model=True)
+    _inline_external(proto, storage)
+    del storage
+    gc.collect()  # tf2onnx's graphs are cyclic: free their tensors before the file is serialised and checked
+    size = proto.ByteSize()
+    if size > PROTOBUF_LIMIT:
+        raise ExportError(f"{model.name} is {size / 2**30:.1f} GiB as ONNX, above protobuf's 2 GiB for one file")
+    path.write_bytes(proto.SerializeToString())
+
+
 def _run_savedmodel(path: Path, x: np.ndarray) -> np.ndarray:
     import tensorflow as tf
 
@@ -243,7 +313,10 @@ def export_model(model, output, fmt: str, batch: np.ndarray, tolerance: float = 
     try:
         with warnings.catch_warnings(), quiet_stderr():
             warnings.simplefilter("ignore")
-            build.export(os.fspath(tmp), format=KERAS_FORMATS[fmt], verbose=False)
+            if fmt == "onnx":
+                _export_onnx(build, tmp)
+            else:
+                build.export(os.fspath(tmp), format=KERAS_FORMATS[fmt], verbose=False)
             found = np.asarray(run(tmp, batch.astype("float32")))
         if found.shape != expected.shape:
             raise ExportError(f"the {fmt} export gives outputs of shape {found.shape}, Keras {expected.shape}")
