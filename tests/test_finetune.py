@@ -192,3 +192,69 @@ def test_finetune_recipe_is_in_the_registry():
     assert recipe.optimizer == "adam" and recipe.augment == "none"
     with pytest.raises(TrainError):
         finetune.check_options(RunOptions.of(freeze_backbone=True), 10)
+
+
+# -- the two-phase schedule as a recipe (Recipe.head_epochs) --------------------------------------------------
+
+
+def two_phase_recipe(head_epochs=3, epochs=15, name="two_phase_test"):
+    from zoo.registry import Recipe, registry
+
+    base = registry().recipe(finetune.FINETUNE_RECIPE).model_dump(exclude_none=True)
+    return Recipe.model_validate({**base, "name": name, "head_epochs": head_epochs, "epochs": epochs})
+
+
+@pytest.fixture
+def with_recipe(monkeypatch):
+    """Put a recipe into the registry for one test."""
+    from zoo.registry import registry
+
+    def add(recipe):
+        monkeypatch.setitem(registry().recipes, recipe.name, recipe)
+        return recipe.name
+
+    return add
+
+
+def test_a_recipes_head_epochs_make_a_fine_tuning_run_two_phase(tmp_path, with_recipe):
+    name = with_recipe(two_phase_recipe(head_epochs=3))
+    run = run_of(tmp_path, weights="fashion_mnist", recipe=name)
+    assert run.config.head_epochs == 3 and run.config.recipe_details["head_epochs"] == 3
+    assert run_of(tmp_path / "b", weights="fashion_mnist", recipe=name, head_epochs=2).config.head_epochs == 2
+    scratch = run_of(tmp_path / "c", recipe=name)  # no backbone to hold: every layer from the start, said so
+    assert scratch.config.head_epochs is None
+    assert any("head_epochs (3) apply when fine-tuning" in note for note in scratch.config.notes)
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(freeze_backbone=True), "--freeze-backbone and recipe 'two_phase_test''s head_epochs 3 exclude each "
+                                 "other"),
+    (dict(epochs=2), "recipe 'two_phase_test''s head_epochs 3 leaves nothing of the 2-epoch run"),
+    (dict(epochs=2, head_epochs=1), None),  # the option wins over the recipe
+])
+def test_a_recipes_head_epochs_are_checked_as_the_option_is(tmp_path, with_recipe, options, message):
+    name = with_recipe(two_phase_recipe(head_epochs=3))
+    if message is None:
+        assert run_of(tmp_path, weights="fashion_mnist", recipe=name, **options).config.head_epochs == 1
+        return
+    with pytest.raises(TrainError) as error:
+        run_of(tmp_path, weights="fashion_mnist", recipe=name, **options)
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_recipe_schema_refuses_head_epochs_that_leave_no_second_phase():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="head_epochs 15 leaves nothing of the 15 epochs"):
+        two_phase_recipe(head_epochs=15, epochs=15)
+    with pytest.raises(ValidationError, match="greater than 0"):
+        two_phase_recipe(head_epochs=0)
+
+
+def test_the_registrys_two_phase_recipe():
+    from zoo.registry import registry
+
+    recipe, plain = registry().recipe("finetune_two_phase"), registry().recipe(finetune.FINETUNE_RECIPE)
+    assert recipe.head_epochs and recipe.head_epochs < recipe.epochs and plain.head_epochs is None
+    same = {k: v for k, v in recipe.model_dump().items() if k not in ("name", "description", "head_epochs")}
+    assert same == {k: v for k, v in plain.model_dump().items() if k not in ("name", "description", "head_epochs")}

@@ -225,11 +225,16 @@ class Recipe(Strict):
                                       "ImageNet net on 28x28 Fashion-MNIST); None: the model's input size")
     init: Optional[archs.InitName] = Field(None, description="the initialisation this recipe trains with (a "
                                            "measured reason in its description); None: the paper's")
+    head_epochs: Optional[float] = Field(None, gt=0, description="fine-tuning (--weights) in two phases: the new "
+                                         "head alone for this many epochs, then every layer; --head-epochs wins")
 
     @model_validator(mode="after")
     def _length(self):
         if self.epochs is None and self.max_steps is None:
             raise ValueError("a recipe needs `epochs` or `max_steps`")
+        if self.head_epochs is not None and self.epochs is not None and self.head_epochs >= self.epochs:
+            raise ValueError(f"head_epochs {self.head_epochs:g} leaves nothing of the {self.epochs:g} epochs for "
+                             "the second phase (every layer)")
         return self
 
 

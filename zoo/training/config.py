@@ -68,6 +68,9 @@ class RunConfig:
     notes: list = field(default_factory=list)
     dataset_path: Optional[str] = None  # an image folder's path (then `dataset` is the folder's name)
     class_names: Optional[list] = None  # an image folder's classes in label order (zoo predict's labels)
+    # an image folder's evaluation preprocessing (zoo.preprocess.Preprocessing, its mean/std measured on the
+    # folder): what its weights need in zoo export/explain/predict, even once the folder has moved or changed
+    preprocessing: Optional[dict] = None
     weights: Optional[str] = None  # what the run started from (fine-tuning), None: a random initialisation
     freeze_backbone: bool = False
     head_epochs: Optional[float] = None
@@ -211,7 +214,7 @@ def resolve_run(name: str | Spec, options: Optional[RunOptions] = None) -> "Run"
         raise TrainError(f"batch size {batch} is larger than the {examples} training images of {dataset}")
     per_epoch, per_execution, execution_note = _steps_per_epoch(examples, batch, options)
     run_epochs, total = _length(rec, per_epoch, options.epochs, options.max_steps)
-    finetune.check_options(options, run_epochs)
+    finetune.check_options(options, run_epochs, rec)
     peak, rule = _peak_lr(rec, batch, options.lr)
 
     config = RunConfig(
@@ -228,10 +231,20 @@ def resolve_run(name: str | Spec, options: Optional[RunOptions] = None) -> "Run"
         xla=DEFAULTS["xla"] if options.xla is None else options.xla, steps_per_execution=per_execution,
         strategy=options.strategy or DEFAULTS["strategy"], data_dir=options.data_dir,
         notes=[note for note in (size_note, execution_note, _no_validation_note(rec, info),
-                                 info.entry.obtain.note if folder else None) if note],
-        dataset_path=folder, class_names=info.class_names if folder else None, weights=options.weights,
-        freeze_backbone=bool(options.freeze_backbone), head_epochs=options.head_epochs)
+                                 info.entry.obtain.note if folder else None,
+                                 finetune.recipe_head_note(options, rec)) if note],
+        dataset_path=folder, class_names=info.class_names if folder else None,
+        preprocessing=_folder_preprocessing(spec, info.name, size) if folder else None, weights=options.weights,
+        freeze_backbone=bool(options.freeze_backbone), head_epochs=finetune.head_epochs_of(options, rec)[0])
     return Run(config, spec, rec, info)
+
+
+def _folder_preprocessing(spec: Spec, dataset: str, size: int) -> dict:
+    """The preprocessing the run's evaluation pipeline applies to an image folder (zoo.pretrained's, which
+    tests/test_pretrained.py checks against the pipeline), recorded in config.json."""
+    from ..pretrained import pipeline_preprocessing
+
+    return pipeline_preprocessing(spec, dataset, size).model_dump(exclude_none=True)
 
 
 def _validates(info: DatasetInfo) -> bool:

@@ -15,7 +15,8 @@ What happens (the `finetune` recipe of registry.yaml unless --recipe says otherw
   (same count and names: continuing on the same dataset); otherwise every head layer starts afresh, and the
   run's notes (config.json) name them.
 - --freeze-backbone: the backbone's layers are not trainable (BatchNorm in inference mode), for the whole run.
-- --head-epochs N: the two-phase schedule. The backbone's learning rate is 0 for the first N epochs (the head
+- --head-epochs N (or a recipe's `head_epochs`, e.g. registry.yaml's finetune_two_phase; the option wins): the
+  two-phase schedule. The backbone's learning rate is 0 for the first N epochs (the head
   learns alone, the backbone's optimizer moments still accumulate, so phase two starts with warm statistics);
   from then on every layer follows the recipe's schedule. One optimizer, one run: checkpoints and --resume work
   at any step. BatchNorm statistics of the backbone keep updating in phase one (unlike --freeze-backbone).
@@ -29,7 +30,8 @@ from typing import Optional
 
 from .options import RunOptions, TrainError
 
-__all__ = ["FINETUNE_RECIPE", "FinetuneError", "check_options", "resolve_weights", "head_classes",
+__all__ = ["FINETUNE_RECIPE", "FinetuneError", "check_options", "head_epochs_of", "recipe_head_note",
+           "resolve_weights", "head_classes",
            "backbone_layer_names", "keeps_head", "start_from", "freeze", "head_first"]
 
 FINETUNE_RECIPE = "finetune"  # registry.yaml: the recipe a run with --weights uses unless --recipe is given
@@ -43,19 +45,40 @@ class FinetuneError(TrainError):
 # Checked when the run is resolved (no TensorFlow)
 
 
-def check_options(options: RunOptions, epochs: float) -> None:
-    """The fine-tuning options fit together and with the run's length."""
+def check_options(options: RunOptions, epochs: float, recipe=None) -> None:
+    """The fine-tuning options fit together and with the run's length; a recipe's `head_epochs` (used with
+    --weights, unless --head-epochs is given) is checked as the option is, naming the recipe."""
     if options.weights is None:
         for given, flag in ((options.freeze_backbone, "--freeze-backbone"), (options.head_epochs, "--head-epochs")):
             if given:
                 raise FinetuneError(f"{flag} needs --weights (the backbone to start from)")
         return
-    if options.freeze_backbone and options.head_epochs:
-        raise FinetuneError("--freeze-backbone and --head-epochs exclude each other: --freeze-backbone trains the "
-                            "head alone for the whole run, --head-epochs for its first epochs")
-    if options.head_epochs and options.head_epochs >= epochs:
-        raise FinetuneError(f"--head-epochs {options.head_epochs:g} leaves nothing of the {epochs:g}-epoch run for "
-                            "the second phase (every layer); give fewer head epochs or more --epochs")
+    head_epochs, source = head_epochs_of(options, recipe)
+    if options.freeze_backbone and head_epochs:
+        raise FinetuneError(f"--freeze-backbone and {source} exclude each other: --freeze-backbone trains the "
+                            "head alone for the whole run, head epochs for its first epochs"
+                            + ("" if options.head_epochs else "; choose another --recipe"))
+    if head_epochs and head_epochs >= epochs:
+        raise FinetuneError(f"{source} leaves nothing of the {epochs:g}-epoch run for the second phase (every "
+                            "layer); give fewer --head-epochs or more --epochs")
+
+
+def head_epochs_of(options: RunOptions, recipe=None) -> tuple[Optional[float], str]:
+    """(the run's head epochs, where they come from): --head-epochs, else the recipe's `head_epochs` when the run
+    starts from --weights (a run from scratch has no backbone to hold: every layer trains from the start)."""
+    if options.head_epochs:
+        return options.head_epochs, f"--head-epochs {options.head_epochs:g}"
+    if options.weights and recipe is not None and recipe.head_epochs:
+        return recipe.head_epochs, f"recipe {recipe.name!r}'s head_epochs {recipe.head_epochs:g}"
+    return None, ""
+
+
+def recipe_head_note(options: RunOptions, recipe) -> Optional[str]:
+    """Why a recipe's head_epochs do not apply to this run, when they do not."""
+    if recipe.head_epochs and not options.weights:
+        return (f"recipe {recipe.name!r}'s head_epochs ({recipe.head_epochs:g}) apply when fine-tuning (--weights); "
+                "from scratch every layer trains from the start")
+    return None
 
 
 def resolve_weights(spec, reference: str):

@@ -76,8 +76,9 @@ def _add_l2(model, weight_decay: float) -> None:
 
 
 def make_optimizer(config: RunConfig, recipe: Recipe, model):
-    """The recipe's optimizer with its schedule and weight decay; with --head-epochs, the backbone's learning rate
-    held at 0 for the first epochs (finetune.head_first)."""
+    """The recipe's optimizer with its schedule and weight decay; with head epochs (--head-epochs, or the recipe's
+    `head_epochs` when fine-tuning), the backbone's learning rate held at 0 for the first epochs
+    (finetune.head_first)."""
     schedule = schedules.from_recipe(recipe.schedule, config.lr, config.steps_per_epoch, config.total_steps)
     if config.weight_decay_mode == "l2":
         _add_l2(model, config.weight_decay)
