@@ -286,3 +286,74 @@ def test_variable_size_images_in_tf_data_match_eager():
                                                                                              tf.uint8))
     found = np.concatenate([batch.numpy() for batch in ds.map(prep)])
     np.testing.assert_allclose(found, prep(images), atol=1e-4)
+
+
+# -- weights of a run on an image folder ---------------------------------------------------------------------
+
+
+def folder_run(tmp_path, names=("cat", "dog", "owl")):
+    """A run folder as `zoo train lenet5 --dataset FOLDER` leaves it (config.json as resolved, model.weights.h5),
+    with the image folder then removed; returns (run folder, its config)."""
+    import json
+
+    from PIL import Image
+
+    from zoo.data import folder
+    from zoo.training.config import resolve_run
+    from zoo.training.options import RunOptions
+
+    images = tmp_path / "pics"
+    for c, name in enumerate(names):
+        (images / name).mkdir(parents=True)
+        for i in range(6):
+            Image.fromarray(np.full((24 + i, 30, 3), 40 + 80 * c, np.uint8)).save(images / name / f"{i}.png")
+    config = resolve_run("lenet5", RunOptions.of(dataset=str(images), batch_size=4)).config.to_dict()
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps(config))
+    zoo.build("lenet5", classes=len(names)).save_weights(run / "model.weights.h5")
+    shutil.rmtree(images)
+    folder.scan.cache_clear()
+    folder._REGISTERED.clear()  # a new process: the folder's name stands for nothing
+    return run, config
+
+
+def test_a_folder_runs_weights_carry_its_class_names_and_preprocessing_when_the_folder_is_gone(tmp_path):
+    import json
+
+    run, config = folder_run(tmp_path)
+    assert config["dataset"] == "pics" and config["class_names"] == ["cat", "dog", "owl"]
+    w = pretrained.resolve("lenet5", run)  # the run folder: its weights file, as zoo eval --weights RUN_DIR
+    assert (w.path, w.dataset, w.classes, w.guessed) == (run / "model.weights.h5", "pics", 3, False)
+    assert w.class_names == ["cat", "dog", "owl"] and pretrained.class_names("pics", 3) == ["cat", "dog", "owl"]
+    assert w.preprocessing == Preprocessing.model_validate(config["preprocessing"])
+    assert (w.preprocessing.resize, w.preprocessing.crop, w.preprocessing.channels) == (37, 32, 1)
+    assert 40 < w.preprocessing.mean[0] < 200  # the folder's grey levels (40, 120, 200), measured at the run
+    assert [p.label for p in w.decode(np.array([0.1, 0.7, 0.2]), top=2)[0]] == ["dog", "owl"]
+    del config["preprocessing"]  # a run from before runs recorded it, its folder gone: one line, what to do
+    (run / "config.json").write_text(json.dumps(config))
+    with pytest.raises(pretrained.WeightsError, match=r"image folder .*pics, which is gone.*put the folder back"):
+        pretrained.resolve("lenet5", run / "model.weights.h5")
+    (run / "model.weights.h5").unlink()
+    with pytest.raises(pretrained.WeightsError, match="a run folder without best.weights.h5 or model.weights.h5"):
+        pretrained.resolve("lenet5", run)
+
+
+def test_export_and_explain_take_a_folder_runs_weights(tmp_path):
+    """`zoo export` and `zoo explain --weights RUN_DIR` of a run on an image folder (before: 'unknown dataset')."""
+    import json
+
+    from click.testing import CliRunner
+
+    from zoo.cli import cli
+
+    run, _ = folder_run(tmp_path)
+    out = CliRunner().invoke(cli, ["export", "lenet5", "--weights", str(run), "--format", "savedmodel", "-o",
+                                   str(tmp_path / "saved")])
+    assert out.exit_code == 0, out.output
+    assert (tmp_path / "saved" / "saved_model.pb").is_file()
+    out = CliRunner().invoke(cli, ["explain", "lenet5", "--weights", str(run), "--methods", "saliency", "-o",
+                                   str(tmp_path / "page")])
+    assert out.exit_code == 0, out.output
+    page = json.loads((tmp_path / "page" / "explain.json").read_text())
+    assert page["head"]["class_names"] == ["cat", "dog", "owl"] and page["weights"]["dataset"] == "pics"

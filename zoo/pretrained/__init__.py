@@ -78,6 +78,7 @@ class Weights:
     classes_known: bool = True  # False: a bare file without a run folder (its class count is the model's guess)
     guessed: bool = False  # a bare file (no run folder, no shipped file's sha256): its dataset, classes and
     #                        preprocessing are the model's defaults, not facts about the file
+    recorded_names: Optional[tuple[str, ...]] = None  # a run's own class names (a run on an image folder)
 
     @property
     def name(self) -> str:
@@ -90,6 +91,8 @@ class Weights:
 
     @property
     def class_names(self) -> list[str]:
+        if self.recorded_names and len(self.recorded_names) == self.classes:
+            return list(self.recorded_names)
         return class_names(self.dataset, self.classes)
 
     @property
@@ -175,8 +178,7 @@ def resolve(spec, weights, *, include_top: bool = True) -> Weights:
     if text in spec.weights:
         return _named(spec, text, spec.weights[text], include_top)
     if os.path.isdir(text):
-        raise WeightsError(f"{text} is a folder; weights must be a .weights.h5 or .keras file (or a tag: "
-                           f"{_tags(spec)})")
+        return _from_path(spec, _run_folder_weights(Path(text), spec), include_top)
     if os.path.isfile(text):
         return _from_path(spec, Path(text), include_top)
     if _looks_like_path(text):
@@ -298,6 +300,8 @@ def _from_path(spec, path: Path, include_top: bool) -> Weights:
     config = _run_config(path)
     if config.get("model") not in (None, spec.name):
         raise WeightsError(f"{path} comes from a run of {config['model']} (its config.json), not {spec.name}")
+    if config.get("dataset_path") and config.get("dataset"):
+        return _from_folder_run(spec, path, config, include_top)
     if config.get("dataset"):
         dataset = config["dataset"]
         prep = pipeline_preprocessing(spec, dataset, config.get("image_size"))
@@ -310,6 +314,51 @@ def _from_path(spec, path: Path, include_top: bool) -> Weights:
     prep = pipeline_preprocessing(spec, spec.dataset)
     return Weights(spec.name, None, path, spec.dataset, prep, spec.classes, None, include_top, classes_known=False,
                    guessed=True)
+
+
+def _run_folder_weights(folder: Path, spec) -> Path:
+    """The weights file of a run folder (`--weights RUN_DIR`), as `zoo eval --weights RUN_DIR` picks it: the best
+    validation epoch's (best.weights.h5), else the last (model.weights.h5)."""
+    for name in ("best.weights.h5", "model.weights.h5"):
+        if (folder / name).is_file():
+            return folder / name
+    what = "a run folder without best.weights.h5 or model.weights.h5 (an unfinished run?)" if \
+        (folder / "config.json").is_file() else "a folder, not a run's"
+    raise WeightsError(f"{folder} is {what}; weights must be a .weights.h5 or .keras file, a finished run's "
+                       f"folder, or a tag: {_tags(spec)}")
+
+
+_RECORDED_NAMES: dict[str, list[str]] = {}  # an image folder's name -> the class names its run recorded
+
+
+def _from_folder_run(spec, path: Path, config: dict, include_top: bool) -> Weights:
+    """Weights of a run on an image folder: its config.json names the folder (`dataset` its name, `dataset_path`
+    its path), the class names in label order and the preprocessing the run's evaluation pipeline applied; those
+    stand even when the folder has moved or changed since. The folder, where it still is, is registered under its
+    name (zoo eval, explain's class names find it)."""
+    from ..data import folder
+
+    dataset, where = config["dataset"], config["dataset_path"]
+    if os.path.isdir(where):
+        folder.register(dataset, where)
+    names = config.get("class_names")
+    if isinstance(names, list) and names:
+        _RECORDED_NAMES[dataset] = [str(n) for n in names]
+    if config.get("preprocessing"):
+        try:
+            prep = Preprocessing.model_validate(config["preprocessing"])
+        except ValueError as e:
+            raise WeightsError(f"{path.parent / 'config.json'}: unreadable preprocessing "
+                               f"({' '.join(str(e).split())[:120]})") from None
+    elif os.path.isdir(where):  # a run from before runs recorded it: the folder's, measured again
+        prep = pipeline_preprocessing(spec, dataset, config.get("image_size"))
+    else:
+        raise WeightsError(f"{path}: its run trained on the image folder {where}, which is gone, and its "
+                           f"config.json does not record the preprocessing (a run from before runs recorded it); "
+                           f"put the folder back at {where}")
+    classes = int(config.get("classes") or len(_RECORDED_NAMES.get(dataset, [])) or spec.classes)
+    return Weights(spec.name, None, path, dataset, prep, classes, None, include_top,
+                   recorded_names=tuple(names) if isinstance(names, list) and names else None)
 
 
 def _shipped_as(path: Path) -> Optional[tuple[str, str, WeightsEntry]]:
@@ -369,8 +418,8 @@ def pipeline_preprocessing(spec, dataset: str, image_size: Optional[int] = None)
 def class_names(dataset: str, classes: int) -> list[str]:
     """The dataset's class names (the catalogue's); ImageNet's readable names where Keras cached its
     imagenet_class_index.json (decode_predictions' file), else the catalogue's WordNet ids."""
-    names = None
-    if dataset.startswith("imagenet") and classes == 1000:
+    names = _RECORDED_NAMES.get(dataset)  # a folder run's, as its config.json recorded them
+    if names is None and dataset.startswith("imagenet") and classes == 1000:
         names = _keras_imagenet_names()
     names = names or _dataset_entry(dataset).names()
     if len(names) != classes:
