@@ -1,7 +1,7 @@
 """Tests generated from the registry: every variant, checked the same way.
 
-Heavy variants (by parameter count or MACs) run their expensive checks under the `slow` marker; every variant's
-exact parameter and MAC counts are checked in the default suite.
+Heavy variants (by parameter count or MACs) and deeper repeats of a light variant's code path run their expensive
+checks under the `slow` marker; every variant's exact parameter and MAC counts are checked in the default suite.
 """
 
 import numpy as np
@@ -19,8 +19,14 @@ def is_heavy(name):
     return spec.params > HEAVY_PARAMS or spec.macs > HEAVY_MACS
 
 
+# Deeper copies of a light variant's code path (same blocks, same stage table, more repeats): their per-variant
+# checks add minutes and no new branch, so they run under `slow` with the heavy ones. Their exact parameter and
+# MAC counts stay in the default suite (fidelity first).
+REPEATS = {"resnet32", "resnet44", "resnet56", "resnet110", "resnet1202", "densenet100_k12"}
+
+
 def by_weight(names, heavy_mark=pytest.mark.slow):
-    return [pytest.param(n, marks=heavy_mark) if is_heavy(n) else n for n in names]
+    return [pytest.param(n, marks=heavy_mark) if is_heavy(n) or n in REPEATS else n for n in names]
 
 
 def small_input(spec):
