@@ -307,3 +307,35 @@ def test_resume_without_output_finds_the_newest_run_of_the_folder(tmp_path, monk
     result = zoo.train("lenet5", dataset=str(tmp_path / "pics"), resume=True, verbose=False, **options)
     assert Path(result.output_dir).resolve() == interrupted.resolve() and result.epochs == 2
     assert list((tmp_path / "runs").iterdir()) == [interrupted]  # resumed, not started afresh
+
+
+def test_a_damaged_image_met_mid_stream_is_named_after_the_fact(tmp_path):
+    """TensorFlow's decode failure names no file; damaged_image_error finds it (post mortem: only on failure) in
+    the folders this process read, names the first and counts the others, as one line."""
+    import tensorflow as tf
+
+    from zoo.data.pipeline import PipelineSpec, batches
+
+    root = classes_folder(tmp_path / "dmg", per_class=10)
+    for name in ("dog/000.png", "owl/001.jpg"):  # a PNG cut after its header; a JPEG cut in half
+        data = (root / name).read_bytes()
+        (root / name).write_bytes(data[:40] if name.endswith(".png") else data[:len(data) // 2])
+    spec = PipelineSpec(image_size=32, channels=1, batch_size=4, training=False)
+    with pytest.raises(tf.errors.InvalidArgumentError) as raised:
+        for _ in batches(str(root), "train", spec):
+            pass
+    assert "dmg" not in str(raised.value)  # what the user saw before: no file named
+    assert folder.damaged_images(root) == [str(root.resolve() / "dog/000.png"), str(root.resolve() / "owl/001.jpg")]
+    error = folder.damaged_image_error(raised.value)
+    assert isinstance(error, DatasetError) and "\n" not in str(error)
+    assert str(error).startswith(f"{root.resolve() / 'dog' / '000.png'}: not a decodable image (Invalid PNG")
+    assert str(error).endswith(f"; 1 other image of {root.resolve()} cannot be decoded either (e.g. owl/001.jpg)")
+    assert folder.damaged_image_error(ValueError("Invalid PNG")) is None  # not TensorFlow's decode failure
+
+
+def test_no_damaged_image_means_the_error_is_another_one(tmp_path):
+    import tensorflow as tf
+
+    folder.folder_entry(classes_folder(tmp_path / "fine", per_class=4))
+    failure = tf.errors.InvalidArgumentError(None, None, "Detected at node decode_image/DecodeImage: Invalid PNG")
+    assert folder.is_decode_failure(failure) and folder.damaged_image_error(failure) is None

@@ -41,7 +41,8 @@ from .catalogue import DatasetEntry, DatasetError, Obtain, load_catalogue
 from .holdout import HOLDOUT_SEED, holdout_mask
 
 __all__ = ["FolderScan", "FolderError", "scan", "folder_entry", "find", "looks_like_path", "register", "register_run",
-           "stream", "skipped_note", "import_folder", "imported_entry", "look_in", "HOLDOUT_FRACTION", "SAMPLE_FOR_STATS", "SPLIT_FOLDERS"]
+           "stream", "skipped_note", "damaged_images", "damaged_image_error", "is_decode_failure", "import_folder",
+           "imported_entry", "look_in", "HOLDOUT_FRACTION", "SAMPLE_FOR_STATS", "SPLIT_FOLDERS"]
 
 SPLIT_FOLDERS = {"train": ("train",), "validation": ("val", "validation", "valid"), "test": ("test",)}
 HOLDOUT_FRACTION = 0.1  # of the training images, stratified, when the folder has no validation split of its own
@@ -414,6 +415,70 @@ def stream(entry: DatasetEntry, stored: str, start: int, stop: int, *, training:
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# A damaged image met mid-stream, named after the fact
+
+# TensorFlow's decode ops name neither the file nor the element: a folder stream that hits a damaged image stops
+# with an InvalidArgumentError from node decode_image/DecodeImage. Decoding every image up front would make a big
+# folder slow to start, so the culprit is found post mortem, on failure only.
+_DECODE_FAILURE = re.compile(r"Decode(Image|Png|Jpeg|Bmp|Gif)|decode_image|Invalid (PNG|JPEG|GIF|BMP)|"
+                             r"Unknown image file format|jpeg::Uncompress")
+
+
+def is_decode_failure(error: BaseException) -> bool:
+    """Whether `error` is TensorFlow's failure to decode an image (an InvalidArgumentError from a decode op)."""
+    return type(error).__name__ == "InvalidArgumentError" and bool(_DECODE_FAILURE.search(str(error)))
+
+
+def damaged_images(root: str | os.PathLike) -> list[str]:
+    """The images of the folder at `root` (every stored split) that TensorFlow cannot decode as the pipeline
+    does (decode_image, RGB, first frame), in stored order: read and decoded in parallel in tf.data, the
+    failures dropped by ignore_errors and told apart from the rest by their index."""
+    import tensorflow as tf
+
+    found = scan(root)
+    paths = [path for split in found.paths.values() for path in split]
+
+    def decodes(index, path):
+        image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+        return index, tf.shape(image)[0]
+
+    ds = tf.data.Dataset.from_tensor_slices((tf.range(len(paths)), tf.constant(paths, tf.string)))
+    ds = ds.map(decodes, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False).ignore_errors()
+    good = np.zeros(len(paths), bool)
+    for indices, _ in ds.batch(1024).as_numpy_iterator():
+        good[indices] = True
+    return [path for path, ok in zip(paths, good) if not ok]
+
+
+def damaged_image_error(error: BaseException) -> Optional[FolderError]:
+    """The one-line FolderError naming the damaged image behind `error` (TensorFlow's decode failure, which names
+    no file) in the image folders this process has read, and how many others are damaged; None when `error` is
+    not a decode failure or no folder image fails to decode (then the error is another one)."""
+    if not is_decode_failure(error):
+        return None
+    for root in dict.fromkeys(_REGISTERED.values()):
+        try:
+            damaged = damaged_images(root)
+        except FolderError:  # the folder has gone or changed into something else since: not this one
+            continue
+        if damaged:
+            return _damaged_error(Path(root), damaged)
+    return None
+
+
+def _damaged_error(root: Path, damaged: list[str]) -> FolderError:
+    try:
+        _check_image(damaged[0])
+        reason = "not a decodable image"
+    except FolderError as e:
+        reason = str(e)
+    others = len(damaged) - 1
+    more = (f"; {others} other image{'s' if others > 1 else ''} of {root} cannot be decoded either (e.g. "
+            f"{os.path.relpath(damaged[1], root)})" if others else "")
+    return FolderError(f"{reason}{more}")
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # `zoo data prepare --from PATH --name NAME`: the folder imported once into TFDS (TFRecord shards in the data dir)
 
 IMPORT_VERSION = "1.0.0"
@@ -459,8 +524,14 @@ def _check_image(path: str) -> None:
     try:
         tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
     except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as e:
-        reason = str(getattr(e, "message", e)).split("\n")[0][:120]
-        raise FolderError(f"{path}: not a decodable image ({reason}); repair or remove it") from None
+        raise FolderError(f"{path}: not a decodable image ({_tf_reason(e)}); repair or remove it") from None
+
+
+def _tf_reason(error) -> str:
+    """TensorFlow's message without its op decorations ('{{function_node ...}}', '[Op:DecodeImage]')."""
+    text = str(getattr(error, "message", error)).split("\n")[0]
+    text = re.sub(r"\{\{[^}]*\}\}|\[Op:\w+\]|\s+name:\s*\S*$", "", text).strip().rstrip(".").strip()
+    return text[:120] or "unknown format"
 
 
 def _import_builder(name: str, found: FolderScan):
