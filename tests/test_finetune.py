@@ -258,3 +258,16 @@ def test_the_registrys_two_phase_recipe():
     assert recipe.head_epochs and recipe.head_epochs < recipe.epochs and plain.head_epochs is None
     same = {k: v for k, v in recipe.model_dump().items() if k not in ("name", "description", "head_epochs")}
     assert same == {k: v for k, v in plain.model_dump().items() if k not in ("name", "description", "head_epochs")}
+
+
+def test_a_run_folder_as_weights_is_its_weights_file_recorded_absolute(tmp_path, monkeypatch):
+    """--weights RUN_DIR (as zoo eval takes it): the run's weights file; config.json names the folder absolute."""
+    monkeypatch.chdir(tmp_path)
+    previous = tmp_path / "previous"
+    previous.mkdir()
+    shutil.copy(SHIPPED, previous / "model.weights.h5")
+    (previous / "config.json").write_text(json.dumps({"model": "lenet5", "dataset": "fashion_mnist", "classes": 10,
+                                                      "image_size": 32}))
+    run = run_of(tmp_path, weights="previous")
+    assert run.config.weights == str(previous)
+    assert finetune.resolve_weights(run.spec, run.config.weights).path == previous / "model.weights.h5"

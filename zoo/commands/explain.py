@@ -27,8 +27,9 @@ def _target(value: str):
 
 
 def resolve_weights(spec, value: str):
-    """--weights through zoo.pretrained.resolve (the path zoo.build and zoo predict take): a tag, MODEL.TAG, imagenet
-    or a weights file -> zoo.pretrained.Weights; none -> None (random initialisation). Errors are one line."""
+    """--weights through zoo.pretrained.resolve (the path zoo.build and zoo predict take): a tag, MODEL.TAG, imagenet,
+    a weights file or a run's folder -> zoo.pretrained.Weights; none -> None (random initialisation). Errors are one
+    line."""
     if value in (None, "none"):
         return None
     from ..pretrained import resolve

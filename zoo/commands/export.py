@@ -9,8 +9,8 @@ from ..choices import EXPORT_FORMATS
 
 @click.command("export")
 @click.argument("name")
-@click.option("--weights", help="A tag of NAME's named weights (`zoo list --weights`), imagenet, or a .weights.h5 / "
-              ".keras file (default: none, the initial weights).")
+@click.option("--weights", help="A tag of NAME's named weights (`zoo list --weights`), imagenet, a .weights.h5 / "
+              ".keras file, or a run's folder (default: none, the initial weights).")
 @click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS), required=True,
               help="savedmodel (a folder), onnx (.onnx) or litert (.tflite).")
 @click.option("--output", "-o", required=True, type=click.Path(), help="Where to write the artifact.")

@@ -319,13 +319,14 @@ def _from_path(spec, path: Path, include_top: bool) -> Weights:
 def _run_folder_weights(folder: Path, spec) -> Path:
     """The weights file of a run folder (`--weights RUN_DIR`), as `zoo eval --weights RUN_DIR` picks it: the best
     validation epoch's (best.weights.h5), else the last (model.weights.h5)."""
+    if not (folder / "config.json").is_file():
+        raise WeightsError(f"{folder} is a folder; weights must be a .weights.h5 or .keras file (or a tag: "
+                           f"{_tags(spec)})")
     for name in ("best.weights.h5", "model.weights.h5"):
         if (folder / name).is_file():
             return folder / name
-    what = "a run folder without best.weights.h5 or model.weights.h5 (an unfinished run?)" if \
-        (folder / "config.json").is_file() else "a folder, not a run's"
-    raise WeightsError(f"{folder} is {what}; weights must be a .weights.h5 or .keras file, a finished run's "
-                       f"folder, or a tag: {_tags(spec)}")
+    raise WeightsError(f"{folder} is a run folder without best.weights.h5 or model.weights.h5 (an unfinished "
+                       f"run?); pass a finished run's folder or a weights file")
 
 
 _RECORDED_NAMES: dict[str, list[str]] = {}  # an image folder's name -> the class names its run recorded

@@ -109,10 +109,11 @@ class RunOptions(Strict):
     @field_validator("weights", mode="before")
     @classmethod
     def _weights_file_absolute(cls, value):
-        """A weights file as an absolute path (config.json then names it wherever the run is resumed); a tag as
-        given."""
+        """A weights file or run folder as an absolute path (config.json then names it wherever the run is
+        resumed); a tag as given."""
         value = os.fspath(value) if isinstance(value, os.PathLike) else value
-        return os.path.abspath(value) if isinstance(value, str) and os.path.isfile(value) else value
+        run_folder = isinstance(value, str) and os.path.isfile(os.path.join(value, "config.json"))
+        return os.path.abspath(value) if isinstance(value, str) and (os.path.isfile(value) or run_folder) else value
 
     @classmethod
     def of(cls, options: Optional["RunOptions"] = None, **given: Any) -> "RunOptions":
