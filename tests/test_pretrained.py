@@ -357,3 +357,36 @@ def test_export_and_explain_take_a_folder_runs_weights(tmp_path):
     assert out.exit_code == 0, out.output
     page = json.loads((tmp_path / "page" / "explain.json").read_text())
     assert page["head"]["class_names"] == ["cat", "dog", "owl"] and page["weights"]["dataset"] == "pics"
+
+
+@pytest.mark.slow
+def test_a_trained_folder_runs_weights_export_and_explain_once_the_folder_is_gone(tmp_path):
+    """End to end: zoo train on a generated folder (--max-steps 2), the folder removed, then zoo export and zoo
+    explain --weights RUN_DIR in the CLI, the page labelled with the folder's class names."""
+    import json
+
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from zoo.cli import cli
+    from zoo.data import folder
+
+    images = tmp_path / "shapes"
+    for c, name in enumerate(("ring", "star")):
+        (images / name).mkdir(parents=True)
+        for i in range(8):
+            Image.fromarray(np.full((28, 28 + i), 60 + 120 * c, np.uint8)).save(images / name / f"{i}.png")
+    run = tmp_path / "run"
+    zoo.train("lenet5", dataset=str(images), max_steps=2, batch_size=4, output=str(run), record=False,
+              verbose=False)
+    assert json.loads((run / "config.json").read_text())["preprocessing"]["size"] == 32
+    shutil.rmtree(images)
+    folder.scan.cache_clear()
+    folder._REGISTERED.clear()
+    out = CliRunner().invoke(cli, ["export", "lenet5", "--weights", str(run), "--format", "savedmodel", "-o",
+                                   str(tmp_path / "saved")])
+    assert out.exit_code == 0, out.output
+    out = CliRunner().invoke(cli, ["explain", "lenet5", "--weights", str(run), "--methods", "saliency", "-o",
+                                   str(tmp_path / "page")])
+    assert out.exit_code == 0, out.output
+    assert json.loads((tmp_path / "page" / "explain.json").read_text())["head"]["class_names"] == ["ring", "star"]
