@@ -278,6 +278,15 @@ def test_a_path_that_is_not_a_dataset_folder_stays_a_path(tmp_path):
     assert RunOptions.of(dataset="fashion_mnist_sample").dataset == "fashion_mnist_sample"
 
 
+def test_a_catalogue_name_stays_the_catalogue_dataset_beside_a_folder_of_that_name(tmp_path, monkeypatch):
+    from zoo.training.options import RunOptions
+
+    monkeypatch.chdir(tmp_path)
+    classes_folder(tmp_path / "mnist", per_class=3)
+    assert RunOptions.of(dataset="mnist").dataset == "mnist"
+    assert RunOptions.of(dataset="./mnist").dataset == "folder_mnist"
+
+
 @pytest.mark.slow
 def test_resume_without_output_finds_the_newest_run_of_the_folder(tmp_path, monkeypatch):
     """`zoo train lenet5 --dataset ./pics --resume` (no --output): the run was named by the folder's name

@@ -98,9 +98,11 @@ class RunOptions(Strict):
         spelling (./pics, ~/pics, /abs/pics) is given. A folder that cannot be a dataset stays a path: resolving
         the run says what is wrong with it."""
         from ..data import folder
+        from ..data.catalogue import load_catalogue
 
-        if value is None or not folder.looks_like_path(value) or not os.path.isdir(os.path.expanduser(value)):
-            return value
+        if value is None or value in load_catalogue() or not folder.looks_like_path(value) or \
+                not os.path.isdir(os.path.expanduser(value)):
+            return value  # a catalogue name wins over a folder of the same name in the working directory
         try:
             return folder.folder_entry(value).name
         except folder.FolderError:
