@@ -348,3 +348,18 @@ def test_no_damaged_image_means_the_error_is_another_one(tmp_path):
     folder.folder_entry(classes_folder(tmp_path / "fine", per_class=4))
     failure = tf.errors.InvalidArgumentError(None, None, "Detected at node decode_image/DecodeImage: Invalid PNG")
     assert folder.is_decode_failure(failure) and folder.damaged_image_error(failure) is None
+
+
+@pytest.mark.parametrize("command", [["data", "bench", "{root}", "--epochs", "1"],
+                                     ["train", "lenet5", "--dataset", "{root}", "--epochs", "1", "--batch-size", "4",
+                                      "--no-record", "--output", "{run}"]])
+def test_cli_names_a_damaged_image_of_the_folder(tmp_path, command):
+    root = classes_folder(tmp_path / "bad", per_class=4)
+    data = (root / "dog" / "000.png").read_bytes()
+    (root / "dog" / "000.png").write_bytes(data[:40])
+    args = [a.format(root=root, run=tmp_path / "run") for a in command]
+    proc = subprocess.run([sys.executable, "-c", "import sys, cli; sys.exit(cli.main())", *args],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [f"zoo: error: {root.resolve() / 'dog' / '000.png'}: not a decodable "
+                                                "image (Invalid PNG. Failed to initialize decoder); repair or remove it"]

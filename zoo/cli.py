@@ -284,6 +284,17 @@ def one_line(error: BaseException) -> str:
     return first if known else f"{type(error).__name__}: {first}"
 
 
+def named_cause(error: Exception) -> Exception:
+    """TensorFlow's failure to decode an image names no file: when an image folder's stream met it, the zoo's
+    one-line error naming the damaged file (found after the fact: zoo.data.folder.damaged_image_error), else
+    `error` itself."""
+    if "tensorflow" not in sys.modules:
+        return error
+    from zoo.data.folder import damaged_image_error
+
+    return damaged_image_error(error) or error
+
+
 # Commands that never need TensorFlow; every other command imports it first with TF's C++ start-up log lines
 # (printed before absl logging is initialised, which TF_CPP_MIN_LOG_LEVEL does not reach) kept off stderr.
 LIGHT_COMMANDS = {"list", "info", "datasets", "table", "plot", "runs", None}
@@ -337,6 +348,7 @@ def main(argv=None) -> int:
     except Exception as e:  # noqa: BLE001 - the user gets one line; ZOO_DEBUG=1 for the traceback
         if os.environ.get("ZOO_DEBUG"):
             raise
+        e = named_cause(e)
         click.echo(f"zoo: error: {one_line(e)}", err=True)
         return getattr(e, "exit_code", 1) or 1
     return 0
