@@ -363,3 +363,32 @@ def test_cli_names_a_damaged_image_of_the_folder(tmp_path, command):
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [f"zoo: error: {root.resolve() / 'dog' / '000.png'}: not a decodable "
                                                 "image (Invalid PNG. Failed to initialize decoder); repair or remove it"]
+
+
+def test_weights_are_evaluated_on_a_folder_by_class_name_not_folder_order(tmp_path):
+    """Fashion-MNIST's label 0 is 'T-shirt/top'; as a folder ('T-shirt_top') it sorts eighth. zoo eval on such a
+    folder must score the weights' real predictions (matched by name), here equal to predicting the same images."""
+    import zoo
+    from zoo.data.arrays import load_split
+    from zoo.training.evaluate import evaluate
+
+    weights = zoo.get_weights("lenet5.fashion_mnist")
+    images, labels = load_split("fashion_mnist_sample", "test")
+    images, labels = images[:60], labels[:60]
+    root = tmp_path / "fm"
+    for i, (image, label) in enumerate(zip(images, labels)):
+        folder = root / "test" / weights.class_names[label].replace("/", "_")
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image.squeeze()).save(folder / f"{i:03d}.png")
+    for i in range(10):  # a train/ split, so the test split is the one evaluated
+        folder = root / "train" / weights.class_names[i].replace("/", "_")
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(images[i].squeeze()).save(folder / "000.png")
+    model = weights.build()
+    predicted = np.argmax(model.predict(weights.preprocess(images), verbose=0), axis=-1)
+    # the default batch (128) is larger than the 10 training images: an evaluation takes no training step
+    result = evaluate("lenet5", "fashion_mnist", dataset=str(root), split="test")
+    assert result.examples == 60
+    assert result.top1 == pytest.approx(float(np.mean(predicted == labels)), abs=1e-6)
+    assert result.top1 > 0.8  # by folder order it would be near chance
+    assert "matched by name" in result.classes

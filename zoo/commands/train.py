@@ -130,6 +130,8 @@ def evaluate(name, weights, dataset, split, batch_size, image_size, limit, data_
         click.echo(f"  protocol: {r.protocol}, {r.views} views per image, softmax averaged")
     if r.mean == "pixel":
         click.echo("  mean: the training images' mean image subtracted (not the per-channel mean)")
+    if r.classes:
+        click.echo(f"  classes: {r.classes}")
     if r.committed_top1 is not None:
         click.echo(f"  committed: top-1 {r.committed_top1:.2f}% (registry.yaml, the weights' measured accuracy)")
     from ..registry import get_spec

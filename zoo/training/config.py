@@ -170,7 +170,7 @@ def _steps_per_epoch(examples: int, batch: int, options: RunOptions) -> tuple[in
     ones); more steps per execution than an epoch has would stretch the "epoch" to several passes, so they are
     clamped to the epoch, with a note."""
     per_execution = options.steps_per_execution or DEFAULTS["steps_per_execution"]
-    per_epoch = options.steps_per_epoch or examples // batch
+    per_epoch = options.steps_per_epoch or max(1, examples // batch)  # 0 only for an evaluation's run
     note = None
     if per_execution > per_epoch:
         note = (f"--steps-per-execution {per_execution} is more than an epoch's {per_epoch} steps: "
@@ -181,8 +181,10 @@ def _steps_per_epoch(examples: int, batch: int, options: RunOptions) -> tuple[in
     return per_epoch, per_execution, note
 
 
-def resolve_run(name: str | Spec, options: Optional[RunOptions] = None) -> "Run":
-    """The run of registry model `name` (or its spec) with `options` (None: the defaults), resolved once."""
+def resolve_run(name: str | Spec, options: Optional[RunOptions] = None, evaluating: bool = False) -> "Run":
+    """The run of registry model `name` (or its spec) with `options` (None: the defaults), resolved once.
+    `evaluating`: the run only describes the pipeline an evaluation shares (it takes no training step, so its batch
+    need not fit in the training images: a small image folder is evaluated at the default batch size)."""
     options = options or RunOptions()
     spec = name if isinstance(name, Spec) else registry_module.get_spec(name)
     from . import finetune
@@ -210,7 +212,7 @@ def resolve_run(name: str | Spec, options: Optional[RunOptions] = None) -> "Run"
     train_split = "train" if validate else "train_full"
     examples = info.num_examples[train_split]
     batch = options.batch_size or rec.batch_size
-    if batch > examples:
+    if batch > examples and not evaluating:
         raise TrainError(f"batch size {batch} is larger than the {examples} training images of {dataset}")
     per_epoch, per_execution, execution_note = _steps_per_epoch(examples, batch, options)
     run_epochs, total = _length(rec, per_epoch, options.epochs, options.max_steps)

@@ -52,6 +52,7 @@ class EvalResult:
     protocol: str = "center"  # the test protocol (zoo/training/protocols.py) and its views per image
     views: int = 1
     mean: str = "channel"  # what was subtracted: the per-channel mean, or the training images' mean image
+    classes: str = ""  # how the weights' classes met the dataset's labels, where they are not simply the same list
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,8 @@ class Evaluation:
     preprocessing: object = None  # zoo.preprocess.Preprocessing
     protocol: str = "center"  # zoo.choices.EVAL_PROTOCOLS, checked against the run and preprocessing
     mean: str = "channel"  # zoo.choices.MEAN_SUBTRACTIONS
+    class_order: Optional[tuple[int, ...]] = None  # the weights' output for each dataset label, where they differ
+    classes_note: str = ""  # EvalResult.classes
 
     def single_view(self):
         """The Preprocessing of one view: the weights', else the registry protocol's (the pipeline's own)."""
@@ -192,14 +195,45 @@ def prepare(name: str, weights, dataset: Optional[str] = None, split: Optional[s
         own = None if resolved.guessed else resolved.dataset  # named weights: their dataset by default
         options = RunOptions.of(dataset=dataset or own, recipe=recipe, image_size=size, batch_size=batch_size,
                                 data_dir=data_dir, precision=precision, xla=xla, max_steps=1)
-        run = config_module.resolve_run(spec, options)
+        run = config_module.resolve_run(spec, options, evaluating=True)
     split = split or run.config.eval_split
     examples = run.data.num_examples.get(split.split("[")[0])
     if limit:
         split, examples = f"{split}[:{limit}]", min(limit, examples or limit)
-    evaluation = Evaluation(run, resolved, split, int(examples or 0), prep, protocol, mean)
+    order, note = match_classes(resolved, run.data)
+    evaluation = Evaluation(run, resolved, split, int(examples or 0), prep, protocol, mean, order, note)
     _check_protocol(evaluation)
     return evaluation
+
+
+def _class_key(name: str) -> str:
+    """A class name as a folder can spell it: 'T-shirt/top' is the folder 'T-shirt_top' (no '/' in a name)."""
+    return "".join(ch for ch in name.lower() if ch.isalnum())
+
+
+def match_classes(weights, data) -> tuple[Optional[tuple[int, ...]], str]:
+    """(the weights' output index for each of the dataset's labels, or None where they are the same list; a note).
+    An image folder's labels are its sorted folder names, which need not be the weights' order (Fashion-MNIST's
+    'T-shirt/top' is label 0, its folder 'T-shirt_top' sorts after 'Sandal'): the same names in another order
+    are matched by name, so the accuracy is the weights' real one; other names are compared by index, said."""
+    if not weights.classes_known:
+        return None, ""
+    ours, theirs = list(weights.class_names), list(data.class_names)
+    if [_class_key(n) for n in ours] == [_class_key(n) for n in theirs]:
+        return None, ""
+    index = {_class_key(n): i for i, n in enumerate(ours)}
+    if len(index) == len(ours) == len(theirs) and all(_class_key(n) in index for n in theirs):
+        return (tuple(index[_class_key(n)] for n in theirs),
+                f"matched by name: the weights' classes in {data.name}'s label order")
+    return None, (f"compared by index: {data.name}'s classes ({', '.join(theirs[:3])}, ...) are not the weights' "
+                  f"({', '.join(ours[:3])}, ...)")
+
+
+def _in_label_order(model, order: tuple[int, ...]):
+    """`model` with its class outputs taken in the dataset's label order (a permutation of a softmax is one)."""
+    import keras
+
+    return keras.Model(model.inputs, keras.ops.take(model.outputs[0], list(order), axis=-1), name=model.name)
 
 
 def _check_protocol(evaluation: Evaluation) -> None:
@@ -238,6 +272,8 @@ def evaluate(name: str, weights, dataset: Optional[str] = None, split: Optional[
     with devices.dtype_policy(config.precision):
         model = setup.build_model(run, for_training=False)
         evaluation.weights.load_into(model)
+        if evaluation.class_order is not None:
+            model = _in_label_order(model, evaluation.class_order)
         setup.compile_model(model, config, run.recipe, training=False)
     from . import protocols
 
@@ -256,5 +292,6 @@ def evaluate(name: str, weights, dataset: Optional[str] = None, split: Optional[
                       seconds=seconds, images_per_s=examples / seconds if seconds else 0.0,
                       preprocessing=evaluation.described(), protocol=evaluation.protocol,
                       views=protocols.views_of(evaluation.protocol), mean=evaluation.mean,
+                      classes=evaluation.classes_note,
                       committed_top1=evaluation.committed_top1()
                       if (evaluation.protocol, evaluation.mean) == ("center", "channel") else None)
