@@ -53,8 +53,9 @@ def test_results_markdown_csv_json(store):
     md = tables.render_results("mnist", "md", store)
     assert md.startswith("# Results on MNIST\n")
     assert "zoo table results --dataset mnist --output docs/results-mnist.md" in md
-    assert ("| lenet5 | lenet_sgd | keras | center | 99.12 | 99.99 | 20 | 1h02m05s | 4,322 | CPU: test | 99.05 | "
+    assert ("| lenet5 | lenet_sgd | keras | center | 99.12 | 99.99 | 20 | 1h02m05s |  | 4,322 | CPU: test | 99.05 | "
             "+0.07 |") in md  # records without `init` are from before the option: Keras' initialisers
+    # (no core count in 'CPU: test': no CPU core-hours)
     rows = list(csv.DictReader(io.StringIO(tables.render_results("mnist", "csv", store))))
     assert [r["run_id"] for r in rows] == ["r4", "r2", "r5"]
     assert float(rows[1]["difference"]) == pytest.approx(0.07)
@@ -64,6 +65,13 @@ def test_results_markdown_csv_json(store):
         tables.render_results("cifar10", "md", store)
     with pytest.raises(tables.TableError, match="does not exist"):
         tables.render_results("mnist", "md", store / "missing")
+
+
+def test_cpu_core_hours_are_the_wall_time_times_the_cores():
+    assert tables.cpu_core_hours({"device": "CPU: AMD EPYC (2 cores, AVX-512)", "wall_time_s": 5400}) == 3.0
+    assert tables.cpu_core_hours({"device": "CPU: Xeon (1 core)", "wall_time_s": 360}) == pytest.approx(0.1)
+    assert tables.cpu_core_hours({"device": "GPU: NVIDIA H200 (compute capability 9.0)", "wall_time_s": 60}) is None
+    assert tables.cpu_core_hours({"device": "CPU: AMD EPYC (2 cores)"}) is None
 
 
 def test_a_row_per_initialisation_and_protocol_shown_with_the_recipe():

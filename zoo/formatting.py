@@ -17,6 +17,11 @@ def duration(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
+def hours(value: float) -> str:
+    """Hours to two significant decimals: 0.12, 1.45, 12.3."""
+    return f"{value:.2f}" if value < 10 else f"{value:.1f}"
+
+
 def rate(value: float) -> str:
     """Images per second (or any rate): thousands separated above 100, three significant digits below."""
     value = float(value)

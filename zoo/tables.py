@@ -350,6 +350,7 @@ RESULT_COLUMNS = [
     Column("partial", "partial", optional=True),  # only with --all: a run shorter than its recipe
     Column("train_images", "train images", align="right", optional=True),
     Column("wall_time_s", "wall time", formatting.duration, "right"),
+    Column("cpu_hours", "CPU core-hours", formatting.hours, "right"),
     Column("images_per_s", "train images/s", formatting.rate, "right"), Column("device", "device"),
     Column("published", "published top-1 acc. %", formatting.percent, "right"),
     Column("difference", "difference", formatting.signed, "right"), Column("published_protocol", "published protocol"),
@@ -382,6 +383,14 @@ def published_beside(spec: Spec, dataset: str, augmented: Optional[bool] = None,
     return None
 
 
+def cpu_core_hours(run: dict) -> Optional[float]:
+    """The run's wall time times the cores of the CPU it trained on (its `device`, e.g. 'CPU: AMD EPYC (2 cores,
+    AVX-512)'), in hours: what a row cost; None for a GPU run or a record without the figures."""
+    match = re.match(r"CPU: .*\((\d+) cores?", run.get("device") or "")
+    seconds = run.get("wall_time_s")
+    return int(match.group(1)) * seconds / 3600 if match and seconds else None
+
+
 def results_rows(dataset: str, store=None, runs: Optional[list[dict]] = None,
                  include_partial: bool = False) -> list[dict]:
     """One row per (model, recipe, training split): its best finished run on `dataset` (complete runs only,
@@ -399,7 +408,8 @@ def results_rows(dataset: str, store=None, runs: Optional[list[dict]] = None,
             "accuracy": accuracy,
             "top5": None if top5 is None else 100 * top5, "epochs": run.get("epochs"),
             "partial": None if results_store.is_complete(run) else "partial", "train_images": train_images(run),
-            "wall_time_s": run.get("wall_time_s"), "images_per_s": run.get("train_images_per_s"),
+            "wall_time_s": run.get("wall_time_s"), "cpu_hours": cpu_core_hours(run),
+            "images_per_s": run.get("train_images_per_s"),
             "device": run.get("device"),
             "published": accuracy_of(paper) if paper else None,
             "difference": accuracy - accuracy_of(paper) if paper else None,
@@ -431,7 +441,8 @@ def render_results(dataset: str, fmt: str = "md", store=None, runs: Optional[lis
         "The single-crop number is used where there is one, and the protocol matching the recipe's augmentation "
         "(or its absence). `difference` = ours - published, in percentage points. `train images`: all of the "
         "training split, or the rest once the validation images were held out (the default since runs validate "
-        "every epoch); the two are different protocols and get a row each. `init`: the weight initialisation "
+        "every epoch); the two are different protocols and get a row each. `CPU core-hours`: the run's wall time "
+        "times its CPU's cores (the whole run: training, validation and the test), blank on a GPU. `init`: the weight initialisation "
         "(`paper`, each paper's, the default of `zoo train --init`; `keras`, Keras' initialisers, which every run "
         "made before the option had). `test protocol`: how the test images were seen (`center`: one centre crop "
         "or the padded image, as a run tests; others from `zoo eval --protocol P --record`); the published number "
