@@ -1,5 +1,6 @@
-"""`zoo export`: a model to a SavedModel, an ONNX file or a LiteRT (.tflite) file through Keras 3's `model.export`,
-checked by running the artifact in its own runtime against Keras before it is kept.
+"""`zoo export`: a model to a SavedModel, an ONNX file or a LiteRT (.tflite) file through Keras 3's `model.export`
+(for ONNX its tf2onnx conversion, called directly: see below), checked by running the artifact in its own runtime
+against Keras before it is kept.
 
     result = export_model(model, "lenet5.onnx", "onnx", batch=x)    # ExportResult(path, max_abs_diff, ...)
 
