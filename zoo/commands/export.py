@@ -20,9 +20,10 @@ from ..choices import EXPORT_FORMATS
 @click.option("--images", type=click.IntRange(min=1), default=2, show_default=True,
               help="Images in the batch the artifact is checked on.")
 def export(name, weights, fmt, output, include_preprocessing, images):
-    """Export NAME through Keras' model.export, run the artifact in its own runtime (TensorFlow, onnxruntime, the
-    LiteRT interpreter) on a batch, print the largest absolute difference from Keras, and keep it only if that is
-    at most 1e-4 (the file is written atomically: a failed export leaves nothing)."""
+    """Export NAME (SavedModel and LiteRT through Keras' model.export; ONNX through tf2onnx, as Keras converts, in
+    bounded memory), run the artifact in its own runtime (TensorFlow, onnxruntime, the LiteRT interpreter) on a
+    batch, print the largest absolute difference from Keras, and keep it only if that is at most 1e-4 (the file is
+    written atomically: a failed export leaves nothing)."""
     from ..export import example_batch, export_model, with_preprocessing
     from ..models import build_spec, family_of
     from ..pretrained import pipeline_preprocessing, resolve
