@@ -20,8 +20,8 @@ import gpu_kit  # noqa: E402
 
 # Imported by parts of the zoo that the GPU run does not use (the tf.data path and its TensorBoard HParams, export
 # backends) or present there.
-NOT_CARRIED = {"tensorflow", "tensorflow_datasets", "tensorboard", "torch", "onnxruntime", "ai_edge_litert", "wrapt",
-               "zoo"}
+NOT_CARRIED = {"tensorflow", "tensorflow_datasets", "tensorboard", "torch", "onnx", "onnxruntime", "tf2onnx",
+               "ai_edge_litert", "wrapt", "zoo"}
 
 
 @pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed (pip install -e '.[test]')")
