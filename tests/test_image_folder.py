@@ -361,8 +361,9 @@ def test_cli_names_a_damaged_image_of_the_folder(tmp_path, command):
     proc = subprocess.run([sys.executable, "-c", "import sys, cli; sys.exit(cli.main())", *args],
                           capture_output=True, text=True)
     assert proc.returncode == 1
-    assert proc.stderr.strip().splitlines() == [f"zoo: error: {root.resolve() / 'dog' / '000.png'}: not a decodable "
-                                                "image (Invalid PNG. Failed to initialize decoder); repair or remove it"]
+    damaged = root.resolve() / "dog" / "000.png"
+    assert proc.stderr.strip().splitlines() == [f"zoo: error: {damaged}: not a decodable image (Invalid PNG. Failed "
+                                                "to initialize decoder); repair or remove it"]
 
 
 def test_weights_are_evaluated_on_a_folder_by_class_name_not_folder_order(tmp_path):

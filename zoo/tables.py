@@ -442,8 +442,8 @@ def render_results(dataset: str, fmt: str = "md", store=None, runs: Optional[lis
         "(or its absence). `difference` = ours - published, in percentage points. `train images`: all of the "
         "training split, or the rest once the validation images were held out (the default since runs validate "
         "every epoch); the two are different protocols and get a row each. `CPU core-hours`: the run's wall time "
-        "times its CPU's cores (the whole run: training, validation and the test), blank on a GPU. `init`: the weight initialisation "
-        "(`paper`, each paper's, the default of `zoo train --init`; `keras`, Keras' initialisers, which every run "
+        "times its CPU's cores (the whole run: training, validation and the test), blank on a GPU. `init`: the "
+        "weight initialisation (`paper`, each paper's, the default of `zoo train --init`; `keras`, Keras' initialisers, which every run "
         "made before the option had). `test protocol`: how the test images were seen (`center`: one centre crop "
         "or the padded image, as a run tests; others from `zoo eval --protocol P --record`); the published number "
         "beside it is one measured the same way where the registry says how each was measured.",
