@@ -469,7 +469,7 @@ def damaged_image_error(error: BaseException) -> Optional[FolderError]:
 def _damaged_error(root: Path, damaged: list[str]) -> FolderError:
     try:
         _check_image(damaged[0])
-        reason = "not a decodable image"
+        reason = f"{damaged[0]}: not a decodable image"  # failed in the stream only: still named
     except FolderError as e:
         reason = str(e)
     others = len(damaged) - 1
