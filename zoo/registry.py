@@ -198,6 +198,17 @@ class Schedule(Strict):
     min_lr: float = 0.0
 
 
+class Distill(Strict):
+    """Knowledge distillation (Hinton, Vinyals & Dean 2015): the run's model also learns a trained teacher's
+    softened outputs (zoo/training/distill.py)."""
+
+    teacher: str = Field(description="the teacher's named weights, MODEL.TAG (`zoo list --weights`), trained on "
+                                     "the run's dataset and fed the same preprocessing")
+    temperature: float = Field(4.0, gt=0, description="T: both nets' logits are divided by it before the softmax")
+    weight: float = Field(1.0, gt=0, description="the soft term's weight beside the cross-entropy (weight 1); the "
+                                                  "soft term is T^2 KL(teacher || student) at temperature T")
+
+
 class Recipe(Strict):
     """A training recipe: optimizer, schedule, regularisation, data. Learning rates are for `batch_size`."""
 
@@ -227,6 +238,8 @@ class Recipe(Strict):
                                            "measured reason in its description); None: the paper's")
     head_epochs: Optional[float] = Field(None, gt=0, description="fine-tuning (--weights) in two phases: the new "
                                          "head alone for this many epochs, then every layer; --head-epochs wins")
+    distill: Optional[Distill] = Field(None, description="train against a teacher's soft outputs as well as the "
+                                       "labels (knowledge distillation)")
 
     @model_validator(mode="after")
     def _length(self):

@@ -218,6 +218,9 @@ def resolve_run(name: str | Spec, options: Optional[RunOptions] = None, evaluati
     run_epochs, total = _length(rec, per_epoch, options.epochs, options.max_steps)
     finetune.check_options(options, run_epochs, rec)
     peak, rule = _peak_lr(rec, batch, options.lr)
+    from . import distill
+
+    distill_note = None if evaluating else distill.check(spec, rec, info.name, info.class_names, size)
 
     config = RunConfig(
         model=spec.name, dataset=info.name, recipe=recipe_name, recipe_details=rec.model_dump(exclude_none=True),
@@ -234,7 +237,7 @@ def resolve_run(name: str | Spec, options: Optional[RunOptions] = None, evaluati
         strategy=options.strategy or DEFAULTS["strategy"], data_dir=options.data_dir,
         notes=[note for note in (size_note, execution_note, _no_validation_note(rec, info),
                                  info.entry.obtain.note if folder else None,
-                                 finetune.recipe_head_note(options, rec)) if note],
+                                 finetune.recipe_head_note(options, rec), distill_note) if note],
         dataset_path=folder, class_names=info.class_names if folder else None,
         preprocessing=_folder_preprocessing(spec, info.name, size) if folder else None, weights=options.weights,
         freeze_backbone=bool(options.freeze_backbone), head_epochs=finetune.head_epochs_of(options, rec)[0])

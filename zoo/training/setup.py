@@ -48,6 +48,10 @@ def build_model(run: Run, *, for_training: bool = True):
             raise TrainError(f"recipe {recipe.name!r} sets dropout {recipe.dropout:g}, but {spec.name}'s "
                              f"architecture fixes it at {fixed:g}")
     model = build_spec(spec, **kwargs)
+    if for_training and recipe.distill is not None:
+        from .distill import distilling_model
+
+        model = distilling_model(model, run)
     if for_training and config.weights:  # fine-tuning (finetune.py): the notes go into config.json
         from . import finetune
 
@@ -58,7 +62,12 @@ def build_model(run: Run, *, for_training: bool = True):
 
 
 def inference_model(model, run: Run):
-    """The model to evaluate and save: without auxiliary heads (GoogLeNet drops them after training)."""
+    """The model to evaluate and save: without auxiliary heads (GoogLeNet drops them after training), without the
+    teacher of a distilled run."""
+    from .distill import is_distilling, student_of
+
+    if is_distilling(model):
+        return student_of(model)
     if not uses_aux(run.recipe):
         return model
     from ..models import family_of
