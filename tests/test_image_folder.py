@@ -2,6 +2,7 @@
 import, and every kind of bad folder as one line."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -348,6 +349,23 @@ def test_no_damaged_image_means_the_error_is_another_one(tmp_path):
     folder.folder_entry(classes_folder(tmp_path / "fine", per_class=4))
     failure = tf.errors.InvalidArgumentError(None, None, "Detected at node decode_image/DecodeImage: Invalid PNG")
     assert folder.is_decode_failure(failure) and folder.damaged_image_error(failure) is None
+
+
+def test_python_callers_get_the_damaged_image_named_too(tmp_path):
+    """zoo.train and zoo.evaluate raise the FolderError the CLI prints, TensorFlow's error chained behind it."""
+    import zoo
+
+    root = classes_folder(tmp_path / "bad", per_class=4)
+    options = dict(dataset=str(root), epochs=1, batch_size=4, record=False, verbose=False, xla=False)
+    trained = zoo.train("lenet5", output=tmp_path / "good", **options)
+    data = (root / "dog" / "000.png").read_bytes()
+    (root / "dog" / "000.png").write_bytes(data[:40])
+    damaged = f"{root.resolve() / 'dog' / '000.png'}: not a decodable image (Invalid PNG"
+    with pytest.raises(DatasetError, match=re.escape(damaged)) as raised:
+        zoo.train("lenet5", output=tmp_path / "run", **options)
+    assert type(raised.value.__cause__).__name__ == "InvalidArgumentError"
+    with pytest.raises(DatasetError, match=re.escape(damaged)):
+        zoo.evaluate("lenet5", Path(trained.output_dir) / "model.weights.h5", dataset=str(root), split="train")
 
 
 @pytest.mark.parametrize("command", [["data", "bench", "{root}", "--epochs", "1"],

@@ -28,6 +28,7 @@ TensorFlow: `get_dataset(PATH)` is as light as the catalogue; `stream()` builds 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
@@ -41,7 +42,8 @@ from .catalogue import DatasetEntry, DatasetError, Obtain, load_catalogue
 from .holdout import HOLDOUT_SEED, holdout_mask
 
 __all__ = ["FolderScan", "FolderError", "scan", "folder_entry", "find", "looks_like_path", "register", "register_run",
-           "stream", "skipped_note", "damaged_images", "damaged_image_error", "is_decode_failure", "import_folder",
+           "stream", "skipped_note", "damaged_images", "damaged_image_error", "naming_damaged_images",
+           "is_decode_failure", "import_folder",
            "imported_entry", "look_in", "HOLDOUT_FRACTION", "SAMPLE_FOR_STATS", "SPLIT_FOLDERS"]
 
 SPLIT_FOLDERS = {"train": ("train",), "validation": ("val", "validation", "valid"), "test": ("test",)}
@@ -464,6 +466,20 @@ def damaged_image_error(error: BaseException) -> Optional[FolderError]:
         if damaged:
             return _damaged_error(Path(root), damaged)
     return None
+
+
+@contextlib.contextmanager
+def naming_damaged_images():
+    """Inside it, TensorFlow's failure to decode an image of a folder (which names no file) comes out as the
+    one-line FolderError naming the image (damaged_image_error), the original chained; every other error as it
+    was. zoo.train and zoo.evaluate run in it, so Python callers read what the CLI prints."""
+    try:
+        yield
+    except Exception as error:  # noqa: BLE001 - re-raised unchanged unless it is a decode failure
+        named = damaged_image_error(error)
+        if named is None:
+            raise
+        raise named from error
 
 
 def _damaged_error(root: Path, damaged: list[str]) -> FolderError:

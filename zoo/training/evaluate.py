@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from ..data.folder import naming_damaged_images
 from ..io import quiet_stderr
 from ..registry import get_spec
 from . import config as config_module
@@ -249,6 +250,7 @@ def _check_protocol(evaluation: Evaluation) -> None:
                     numpy_input=input_path() == "numpy", mean=evaluation.mean)
 
 
+@naming_damaged_images()
 def evaluate(name: str, weights, dataset: Optional[str] = None, split: Optional[str] = None,
              batch_size: Optional[int] = None, data_dir=None, image_size: Optional[int] = None,
              recipe: Optional[str] = None, precision: Optional[str] = None, xla: Optional[bool] = None,

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from .. import results as results_store
+from ..data.folder import naming_damaged_images
 from ..errors import Interrupted
 from ..formatting import duration
 from ..io import WriteError, quiet_stderr, write_json_atomic
@@ -302,7 +303,8 @@ def train(name: str, options: Optional[RunOptions] = None, *, output=None, resum
             if opened.finished is not None:
                 return _record_finished(opened, results if record else False, say, verbose, echo)
             live = verbose and (_is_terminal() if live is None else live)
-            return _train(opened, flag, process_start, results if record else False, verbose, echo, say, live)
+            with naming_damaged_images():
+                return _train(opened, flag, process_start, results if record else False, verbose, echo, say, live)
         finally:
             opened.run_dir.unlock()
 
