@@ -6,6 +6,7 @@
         --results docs/runs
     .venv/bin/python scripts/make_weights.py lenet5=/work/runs/lenet5-fm [resnet20=/work/runs/resnet20-fm ...]
     .venv/bin/python scripts/make_weights.py --readme          # zoo/pretrained/README.md from the registry
+    .venv/bin/python scripts/make_weights.py --strip --readme  # drop optimizer state older files still hold
 
 A run is reused, never retrained here: train it first (the command above; its record lands in docs/runs, which
 the entry names). Files over --max-mb are refused: those variants get a `source: train` entry instead.
@@ -65,6 +66,57 @@ def copy_model_weights(source: Path, target: Path) -> None:
                 src.copy(key, dst)
         for name, value in src.attrs.items():
             dst.attrs[name] = value
+
+
+def layer_values(path: Path) -> dict:
+    """Every model variable a weights file holds (its optimizer's aside), by its path in the file."""
+    import h5py
+
+    values = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda name, item: values.__setitem__(name, item[()])
+                     if isinstance(item, h5py.Dataset) and not name.startswith("optimizer") else None)
+    return values
+
+
+def strip_shipped() -> list[str]:
+    """Rewrite each shipped file that still holds its optimizer's state without it (copy_model_weights), once
+    every model variable is checked to be the same bytes, and put the new sha256 and size into registry.yaml
+    (a text edit of the entry's two lines). Returns what changed, a line a file."""
+    import numpy as np
+
+    from zoo.results import write_text_atomic
+
+    changed, registry_path = [], ROOT / "registry.yaml"
+    text = registry_path.read_text()
+    reg = zoo.load_registry()
+    for name in reg.names():
+        for tag, entry in reg.models[name].weights.items():
+            path = pretrained.PRETRAINED_DIR / (entry.file or "")
+            if entry.source != "shipped" or "optimizer" not in _top_groups(path):
+                continue
+            with atomic_path(path) as tmp:
+                copy_model_weights(path, tmp)
+                before, after = layer_values(path), layer_values(Path(tmp))
+                if before.keys() != after.keys() or not all(np.array_equal(before[k], after[k]) for k in before):
+                    raise SystemExit(f"{path}: the copy's variables differ from the file's; nothing was changed")
+            sha, size = pretrained.sha256_of(path), path.stat().st_size
+            for old, new in ((f'sha256: "{entry.sha256}"', f'sha256: "{sha}"'),
+                             (f"size_bytes: {entry.size_bytes}", f"size_bytes: {size}")):
+                if text.count(old) != 1:
+                    raise SystemExit(f"registry.yaml: {old!r} is not in exactly one place; fix {name}.{tag} by hand")
+                text = text.replace(old, new)
+            changed.append(f"{name}.{tag}: {entry.size_bytes / 1e6:.2f} MB -> {size / 1e6:.2f} MB, sha256 {sha}")
+    write_text_atomic(registry_path, text)
+    zoo.load_registry()  # validates the result
+    return changed
+
+
+def _top_groups(path: Path) -> list[str]:
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        return list(f.keys())
 
 
 def ship(model: str, run_dir: Path, tag: str, max_mb: float) -> dict:
@@ -205,10 +257,15 @@ def main() -> None:
     parser.add_argument("--tag", default="fashion_mnist")
     parser.add_argument("--max-mb", type=float, default=5.0)
     parser.add_argument("--readme", action="store_true", help="regenerate zoo/pretrained/README.md")
+    parser.add_argument("--strip", action="store_true",
+                        help="rewrite shipped files that still hold optimizer state without it (registry updated)")
     parser.add_argument("--write", action="store_true", help="write the entries into registry.yaml")
     parser.add_argument("--train-entry", nargs="*", default=[], metavar="MODEL",
                         help="write `source: train` entries (how to make the file) for these models")
     args = parser.parse_args()
+    if args.strip:
+        for line in strip_shipped() or ["every shipped file holds its model's variables alone"]:
+            print(line)
     for item in args.runs:
         model, _, run_dir = item.partition("=")
         block = as_yaml(model, args.tag, ship(model, Path(run_dir), args.tag, args.max_mb))
