@@ -144,15 +144,22 @@ def ship(model: str, run_dir: Path, tag: str, max_mb: float) -> dict:
     prep = pretrained.pipeline_preprocessing(spec, config["dataset"], config["image_size"])
     weights = pretrained.Weights(model, None, target, config["dataset"], prep, config["classes"])
     accuracy = [measured(model, weights, config["dataset"]), measured(model, weights, f"{config['dataset']}_sample")]
+    command = train_command(spec, config["dataset"], config["recipe"])
     return {
         "source": "shipped", "file": target.name, "sha256": pretrained.sha256_of(target), "size_bytes": size,
         "dataset": config["dataset"], "classes": config["classes"],
         "preprocessing": prep.model_dump(exclude_defaults=True), "accuracy": accuracy,
-        "provenance": f"trained here: `zoo train {model} --dataset {config['dataset']}` (recipe {config['recipe']}, "
-                      f"{metrics['epochs']:g} epochs, seed {metrics['seed']}), run {metrics['run_id']}",
+        "provenance": f"trained here: `{command}` (recipe {config['recipe']}, {metrics['epochs']:g} epochs, seed "
+                      f"{metrics['seed']}), run {metrics['run_id']}",
         "recipe": config["recipe"], "commit": commit_at(config["started"]), "record": str(record.relative_to(ROOT)),
-        "train_command": f"zoo train {model} --dataset {config['dataset']}",
+        "train_command": command,
     }
+
+
+def train_command(spec, dataset: str, recipe: str) -> str:
+    """The `zoo train` command that makes such a run: --recipe only where it is not the model's for the dataset."""
+    named = "" if recipe == spec.recipe_for(dataset) else f" --recipe {recipe}"
+    return f"zoo train {spec.name} --dataset {dataset}{named}"
 
 
 def train_entry(model: str, dataset: str) -> dict:

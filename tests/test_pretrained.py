@@ -252,8 +252,11 @@ def test_trained_entries_state_what_zoo_train_resolves(name, tag):
     from zoo.training.options import RunOptions
 
     entry, spec = entry_of(name, tag), zoo.get_spec(name)
-    config = resolve_run(spec, RunOptions.of(dataset=f"{entry.dataset}_sample", max_steps=1)).config
-    assert entry.train_command == f"zoo train {name} --dataset {entry.dataset}"
+    # --recipe is in the command exactly when the entry's recipe is not the model's for its dataset
+    recipe = None if entry.recipe in (None, spec.recipe_for(entry.dataset)) else entry.recipe
+    config = resolve_run(spec, RunOptions.of(dataset=f"{entry.dataset}_sample", recipe=recipe, max_steps=1)).config
+    assert entry.train_command == f"zoo train {name} --dataset {entry.dataset}" + (f" --recipe {recipe}" if recipe
+                                                                                   else "")
     assert (entry.recipe, entry.classes) == (config.recipe, config.classes)
     assert entry.preprocessing == pretrained.pipeline_preprocessing(spec, entry.dataset, config.image_size)
 
