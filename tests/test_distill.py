@@ -72,10 +72,14 @@ def test_the_teacher_is_checked_when_the_run_is_resolved():
 
 def test_a_bad_teacher_is_one_line_naming_the_recipe_and_the_weights():
     with pytest.raises(distill.DistillError, match=r"recipe 'kd': distill.teacher: unknown weights 'nope' for "
-                                                   r"resnet20 \(available: fashion_mnist\)"):
+                                                   r"resnet20 \(available: fashion_mnist, fashion_mnist_long\)"):
         distill.teacher_weights(recipe_with(teacher="resnet20.nope"))
     with pytest.raises(distill.DistillError, match="expected MODEL.TAG"):
         distill.teacher_weights(recipe_with(teacher="resnet20"))
+    with pytest.raises(distill.DistillError, match="alexnet.fashion_mnist is not shipped"):
+        distill.teacher_weights(recipe_with(teacher="alexnet.fashion_mnist"))
+    with pytest.raises(distill.DistillError, match="resnt20"):
+        distill.teacher_weights(recipe_with(teacher="resnt20.fashion_mnist"))
     with pytest.raises(ValueError, match="greater than 0"):
         recipe_with(temperature=0)
 

@@ -45,10 +45,11 @@ class DistillError(TrainError):
 def teacher_weights(recipe: Recipe):
     """The recipe's teacher as zoo.pretrained.Weights (sha256-checked); a bad name is one line naming the recipe."""
     from .. import pretrained
+    from ..errors import ZooError
 
     try:
         return pretrained.get_weights(recipe.distill.teacher)
-    except (pretrained.UnknownWeightsError, pretrained.WeightsError, KeyError) as e:
+    except ZooError as e:  # an unknown model or tag, a file not shipped, a damaged one (its sha256)
         raise DistillError(f"recipe {recipe.name!r}: distill.teacher: {_message(e)}") from None
 
 
