@@ -31,6 +31,17 @@ def test_list_table_and_json():
         zoo.list_models(family="lenet")
 
 
+def test_list_weights_shows_every_name_whole_in_a_pipe():
+    """The names are what a user copies into --weights: the 120-column table of a pipe wraps the preprocessing,
+    never a name or its source."""
+    entries = json.loads(zoo_cli("list", "--weights", "--json").stdout)
+    lines = zoo_cli("list", "--weights").stdout.splitlines()
+    firsts = [line.split()[:2] for line in lines[1:] if line.strip() and not line.startswith(" " * 10)]
+    assert firsts == [[e["weights"], e["source"]] for e in entries]
+    assert "resnet20.fashion_mnist_long" in {e["weights"] for e in entries}
+    assert max(len(line) for line in lines) <= 120
+
+
 def test_info_text_and_json():
     out = zoo_cli("info", "lenet5_original").stdout
     assert "Gradient-Based Learning Applied to Document Recognition" in out

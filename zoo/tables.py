@@ -67,7 +67,8 @@ class Column:
     """One column: `key` names the row field (the CSV/JSON column, its raw value); `header` and `fmt` make its text
     cell (Markdown, terminal). `header=None`: a data-only column, left out of the text tables. `cell`: a text cell
     built from the whole row, for cells that join fields (bench's 'p10-p90'). `optional`: the text tables leave
-    the column out when no row has a value (bench's GPU memory on a CPU)."""
+    the column out when no row has a value (bench's GPU memory on a CPU). `whole`: the terminal table never
+    shortens or wraps its cells (names a user copies into a command); the other columns give way."""
 
     key: str
     header: Optional[str]
@@ -75,6 +76,7 @@ class Column:
     align: str = "left"
     cell: Optional[Callable[[dict], str]] = None
     optional: bool = False
+    whole: bool = False
 
     def text(self, row: dict) -> str:
         if row.get(self.key) is None:
@@ -120,7 +122,8 @@ def rich_table(rows: list[dict], columns: list[Column], **options):
     shown = text_columns(rows, columns)
     table = Table(box=None, header_style="bold", **options)
     for c in shown:
-        table.add_column(c.header, justify=c.align)
+        widest = max([len(c.header)] + [len(c.text(row)) for row in rows]) if c.whole else None
+        table.add_column(c.header, justify=c.align, no_wrap=c.whole, min_width=widest)
     for row in rows:
         table.add_row(*(Text(c.text(row)) for c in shown))
     return table
