@@ -84,6 +84,28 @@ def test_the_same_classes_keep_the_head(tmp_path):
     assert any("its head is for the run's classes" in note for note in run.config.notes)
 
 
+def test_the_same_classes_in_a_folders_order_keep_the_head_reordered(tmp_path):
+    """Fashion-MNIST as an image folder: its sorted folder names ('Ankle boot', 'Bag', ..., 'T-shirt_top', ...)
+    are the shipped weights' classes in another order. The head stays, its classifier's columns put in the
+    folder's label order: the fine-tuned model starts out predicting exactly what the shipped one does."""
+    from zoo.pretrained import class_names
+    from zoo.training import setup
+
+    names = [name.replace("/", "_") for name in class_names("fashion_mnist", 10)]
+    data = make_folder(tmp_path / "fashion", names=names, per_class=2)
+    run = resolve_run("lenet5", RunOptions.of(dataset=str(data), weights="fashion_mnist", batch_size=4))
+    assert run.config.class_names == sorted(names) != names
+    model = setup.build_model(run)
+    shipped = zoo.build("lenet5", weights="fashion_mnist", classifier_activation=None)
+    x = np.random.default_rng(3).normal(0, 1, (4, 32, 32, 1)).astype("float32")
+    order = [names.index(name) for name in run.config.class_names]  # each folder label's Fashion-MNIST class
+    np.testing.assert_allclose(model.predict(x, verbose=0), shipped.predict(x, verbose=0)[:, order], rtol=1e-5,
+                               atol=1e-5)
+    for layer in ("fc1", "fc2"):  # the rest of the head as it was
+        assert np.array_equal(model.get_layer(layer).get_weights()[0], shipped.get_layer(layer).get_weights()[0])
+    assert any("its outputs put in the run's label order by class name" in note for note in run.config.notes)
+
+
 def test_a_bare_file_with_another_head_still_gives_its_backbone(tmp_path):
     from zoo.training import setup
 

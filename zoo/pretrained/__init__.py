@@ -29,7 +29,7 @@ from .entry import Measured, WeightsEntry
 
 __all__ = ["Weights", "WeightsEntry", "Measured", "Prediction", "resolve", "get_weights", "WeightsError",
            "UnknownWeightsError", "ChecksumError", "PRETRAINED_DIR", "keras_models_dir", "pipeline_preprocessing",
-           "sha256_of"]
+           "sha256_of", "class_order", "SAME_ORDER"]
 
 PRETRAINED_DIR = Path(__file__).resolve().parent  # the shipped .weights.h5 files live beside this module
 IMAGENET = "imagenet"
@@ -414,6 +414,28 @@ def pipeline_preprocessing(spec, dataset: str, image_size: Optional[int] = None)
 
 # ---------------------------------------------------------------------------------------------------------------
 # Class names
+
+
+SAME_ORDER = ()  # class_order's answer when the two lists name the same classes in the same order
+
+
+def _class_key(name: str) -> str:
+    """A class name as a folder can spell it: 'T-shirt/top' is the folder 'T-shirt_top' (no '/' in a name)."""
+    return "".join(ch for ch in name.lower() if ch.isalnum())
+
+
+def class_order(weights_names: list[str], dataset_names: list[str]) -> Optional[tuple[int, ...]]:
+    """How a set of weights' outputs line up with a dataset's labels, names compared as a folder can spell them:
+    SAME_ORDER when they are the same list; the weights' output index for each dataset label when they are the same
+    classes in another order (an image folder's labels are its sorted folder names: Fashion-MNIST's 'T-shirt/top'
+    is label 0, its folder 'T-shirt_top' sorts after 'Sandal'); None when they are other classes."""
+    ours, theirs = [_class_key(n) for n in weights_names], [_class_key(n) for n in dataset_names]
+    if ours == theirs:
+        return SAME_ORDER
+    index = {key: i for i, key in enumerate(ours)}
+    if len(index) == len(ours) == len(theirs) and all(key in index for key in theirs):
+        return tuple(index[key] for key in theirs)
+    return None
 
 
 def class_names(dataset: str, classes: int) -> list[str]:

@@ -207,25 +207,20 @@ def prepare(name: str, weights, dataset: Optional[str] = None, split: Optional[s
     return evaluation
 
 
-def _class_key(name: str) -> str:
-    """A class name as a folder can spell it: 'T-shirt/top' is the folder 'T-shirt_top' (no '/' in a name)."""
-    return "".join(ch for ch in name.lower() if ch.isalnum())
-
-
 def match_classes(weights, data) -> tuple[Optional[tuple[int, ...]], str]:
     """(the weights' output index for each of the dataset's labels, or None where they are the same list; a note).
-    An image folder's labels are its sorted folder names, which need not be the weights' order (Fashion-MNIST's
-    'T-shirt/top' is label 0, its folder 'T-shirt_top' sorts after 'Sandal'): the same names in another order
-    are matched by name, so the accuracy is the weights' real one; other names are compared by index, said."""
+    The same names in another order (an image folder's sorted folder names, pretrained.class_order) are matched by
+    name, so the accuracy is the weights' real one; other names are compared by index, said."""
+    from ..pretrained import SAME_ORDER, class_order
+
     if not weights.classes_known:
         return None, ""
     ours, theirs = list(weights.class_names), list(data.class_names)
-    if [_class_key(n) for n in ours] == [_class_key(n) for n in theirs]:
+    order = class_order(ours, theirs)
+    if order == SAME_ORDER:
         return None, ""
-    index = {_class_key(n): i for i, n in enumerate(ours)}
-    if len(index) == len(ours) == len(theirs) and all(_class_key(n) in index for n in theirs):
-        return (tuple(index[_class_key(n)] for n in theirs),
-                f"matched by name: the weights' classes in {data.name}'s label order")
+    if order is not None:
+        return order, f"matched by name: the weights' classes in {data.name}'s label order"
     return None, (f"compared by index: {data.name}'s classes ({', '.join(theirs[:3])}, ...) are not the weights' "
                   f"({', '.join(ours[:3])}, ...)")
 

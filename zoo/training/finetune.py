@@ -32,7 +32,7 @@ from .options import RunOptions, TrainError
 
 __all__ = ["FINETUNE_RECIPE", "FinetuneError", "check_options", "head_epochs_of", "recipe_head_note",
            "resolve_weights", "head_classes",
-           "backbone_layer_names", "keeps_head", "start_from", "freeze", "head_first"]
+           "backbone_layer_names", "kept_head_order", "start_from", "freeze", "head_first"]
 
 FINETUNE_RECIPE = "finetune"  # registry.yaml: the recipe a run with --weights uses unless --recipe is given
 
@@ -188,24 +188,39 @@ def _shapes(arrays) -> list:
     return [tuple(a.shape) for a in arrays]
 
 
-def keeps_head(weights, config, dataset_names) -> bool:
-    """Whether the weights' head can stay: it was trained for the run's classes (the same count and, where both
-    are known, the same names). Otherwise the whole head is new: fine-tuning LeNet-5 from Fashion-MNIST onto
-    digits, re-initialising fc1 and fc2 with the classifier gains 9 points (docs/training.md), and a head kept for
-    another dataset's classes starts from confident wrong answers."""
+def kept_head_order(weights, config, dataset_names) -> Optional[tuple[int, ...]]:
+    """Whether the weights' head can stay, and how: None when it cannot (it was trained for other classes: another
+    count, or other names where both are known), else pretrained.class_order's answer: SAME_ORDER, or the weights'
+    output for each of the run's labels (the same classes in another order, an image folder's sorted names), which
+    the classifier's columns are then put in. A new head for another dataset: fine-tuning LeNet-5 from
+    Fashion-MNIST onto digits, re-initialising fc1 and fc2 with the classifier gains 9 points (docs/training.md),
+    and a head kept for another dataset's classes starts from confident wrong answers."""
+    from ..pretrained import SAME_ORDER, class_order
+
     if weights.classes != config.classes:
-        return False
-    theirs = weights.class_names if weights.classes_known else None
-    return theirs is None or list(theirs) == list(dataset_names)
+        return None
+    if not weights.classes_known:
+        return SAME_ORDER
+    return class_order(list(weights.class_names), list(dataset_names))
+
+
+def _in_label_order(arrays: list, order: tuple[int, ...], classes: int) -> list:
+    """A head layer's arrays with its class outputs in the run's label order: a classifier's kernel columns and
+    bias (their last axis is the classes); a layer whose outputs are not the classes is returned as it is."""
+    if not order or not arrays or any(a.shape[-1] != classes for a in arrays):
+        return arrays
+    return [a[..., list(order)] for a in arrays]
 
 
 def start_from(model, run) -> list[str]:
     """Load the run's --weights into `model` (the run's freshly built training model): the backbone whole; the
-    head too when it is the run's (keeps_head), else every head layer keeps its fresh initialisation. Returns the
-    notes for config.json."""
+    head too when it is the run's (kept_head_order; its classifier's outputs put in the run's label order where the
+    same classes come in another), else every head layer keeps its fresh initialisation. Returns the notes for
+    config.json."""
     config = run.config
     weights = resolve_weights(run.spec, config.weights)
-    keep_head = keeps_head(weights, config, run.data.class_names)
+    order = kept_head_order(weights, config, run.data.class_names)
+    keep_head = order is not None
     stored = _weights_by_layer(weights, run, keep_head)
     backbone = backbone_layer_names(run.spec.name, model)
     fresh, loaded = [], 0
@@ -220,12 +235,16 @@ def start_from(model, run) -> list[str]:
             raise FinetuneError(f"{weights.name}: its backbone does not fit {run.spec.name} at "
                                 f"{config.image_size}x{config.image_size}x{run.channels}: layer {layer.name!r} has "
                                 f"{there} in the weights, {ours} in the model")
-        if layer.name in backbone or (keep_head and fits):
+        if layer.name in backbone:
             layer.set_weights(theirs)
+            loaded += 1
+        elif keep_head and fits:
+            layer.set_weights(_in_label_order(theirs, order, config.classes))
             loaded += 1
         else:
             fresh.append(layer.name)
-    why = ("its head is for the run's classes" if keep_head else
+    why = ("its head is for the run's classes" + (", its outputs put in the run's label order by class name"
+                                                   if order else "") if keep_head else
            f"its head ({weights.classes} classes of {weights.dataset}) replaced by a new one for {config.classes}")
     head = f": {', '.join(fresh)} initialised afresh" if fresh else ""
     return [f"started from {weights.name}: {loaded} layers loaded; {why}{head}"]
