@@ -61,6 +61,22 @@ def test_soft_term_is_t_squared_kl_at_temperature_t_and_its_gradient_t_times_q_m
         0.0, abs=1e-6)  # the student that matches the teacher pays nothing
 
 
+def test_soft_term_equals_keras_own_logits_distillation():
+    """Keras' keras.distillation.LogitsDistillation given a KLDivergence instance (its softmax and T^2 branch) gives
+    the same number in float32 on logits of a moderate range (its KL clips probabilities at 1e-7; ours is
+    log-softmax, exact further out). Its default, loss="kl_divergence", resolves to a function its branch does not
+    recognise (Keras 3.15): see docs/training.md, Distillation."""
+    import keras
+
+    if not hasattr(keras, "distillation"):
+        pytest.skip(f"Keras {keras.__version__} has no keras.distillation")
+    rng = np.random.default_rng(4)
+    t, s = rng.normal(0, 2, (6, 10)).astype("float32"), rng.normal(0, 2, (6, 10)).astype("float32")
+    theirs = keras.distillation.LogitsDistillation(temperature=3.0, loss=keras.losses.KLDivergence()).compute_loss(
+        t, s)
+    assert float(distill.soft_loss(t, s, 3.0)) == pytest.approx(float(theirs), rel=1e-4)
+
+
 def test_the_teacher_is_checked_when_the_run_is_resolved():
     run = resolve_run("lenet5", RunOptions.of(dataset="fashion_mnist_sample", recipe=RECIPE))
     assert "distilled from resnet20.fashion_mnist (temperature 4, soft-term weight 9)" in run.config.notes
