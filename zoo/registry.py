@@ -202,8 +202,8 @@ class Distill(Strict):
     """Knowledge distillation (Hinton, Vinyals & Dean 2015): the run's model also learns a trained teacher's
     softened outputs (zoo/training/distill.py)."""
 
-    teacher: str = Field(description="the teacher's named weights, MODEL.TAG (`zoo list --weights`), trained on "
-                                     "the run's dataset and fed the same preprocessing")
+    teacher: str = Field(description="the teacher's named weights, MODEL.TAG (`zoo list --weights`), for the "
+                                     "run's classes and input geometry (its mean/std may differ: converted)")
     temperature: float = Field(4.0, gt=0, description="T: both nets' logits are divided by it before the softmax")
     weight: float = Field(1.0, gt=0, description="the soft term's weight beside the cross-entropy (weight 1); the "
                                                   "soft term is T^2 KL(teacher || student) at temperature T")
