@@ -38,6 +38,17 @@ def layer_variables(path) -> list:
     return sorted(name for name in stored if name.startswith("layers/"))
 
 
+def as_teacher_input(x, run):
+    """The student's normalised batch back to 0-255 pixels (the run's mean/std: the sample's own statistics), then
+    normalised as the teacher's weights expect (the full training set's)."""
+    from zoo.pretrained import get_weights, pipeline_preprocessing
+
+    student = pipeline_preprocessing(run.spec, run.config.dataset, run.config.image_size)
+    teacher = get_weights(run.recipe.distill.teacher).preprocessing
+    pixels = x * student.std[0] + student.mean[0]
+    return ((pixels - teacher.mean[0]) / teacher.std[0]).astype("float32")
+
+
 def log_softmax(z):
     z = z - z.max(axis=-1, keepdims=True)
     return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
@@ -130,7 +141,7 @@ def test_training_loss_is_the_cross_entropy_plus_the_weighted_soft_term():
     y = np.arange(8) % 10
     logits = model(x, training=False)
     teacher = zoo.build("resnet20", weights="fashion_mnist", classifier_activation=None)
-    t = teacher(np.repeat(x, 3, axis=-1), training=False)
+    t = teacher(np.repeat(as_teacher_input(x, run), 3, axis=-1), training=False)
     hard = float(keras.losses.SparseCategoricalCrossentropy(from_logits=True)(y, logits))
     soft = float(distill.soft_loss(t, logits, 4.0))
     assert soft > 0.01
@@ -191,8 +202,12 @@ model = setup.build_model(run)
 setup.compile_model(model, run.config, run.recipe, setup.make_optimizer(run.config, run.recipe, model))
 x = np.random.default_rng(1).normal(0, 1, (8, 32, 32, 1)).astype("float32"); y = np.arange(8) % 10
 s = np.asarray(model(x, training=False), np.float64)
+from zoo.pretrained import get_weights, pipeline_preprocessing
+st = pipeline_preprocessing(run.spec, run.config.dataset, run.config.image_size)
+te = get_weights(run.recipe.distill.teacher).preprocessing
+x_t = ((x * st.std[0] + st.mean[0] - te.mean[0]) / te.std[0]).astype("float32")
 t = np.asarray(zoo.build("resnet20", weights="fashion_mnist", classifier_activation=None)(
-    np.repeat(x, 3, axis=-1), training=False), np.float64)
+    np.repeat(x_t, 3, axis=-1), training=False), np.float64)
 def log_softmax(z):
     z = z - z.max(axis=-1, keepdims=True)
     return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
