@@ -204,7 +204,7 @@ def kept_head_order(weights, config, dataset_names) -> Optional[tuple[int, ...]]
     return class_order(list(weights.class_names), list(dataset_names))
 
 
-def _in_label_order(arrays: list, order: tuple[int, ...], classes: int) -> list:
+def _columns_in_label_order(arrays: list, order: tuple[int, ...], classes: int) -> list:
     """A head layer's arrays with its class outputs in the run's label order: a classifier's kernel columns and
     bias (their last axis is the classes); a layer whose outputs are not the classes is returned as it is."""
     if not order or not arrays or any(a.shape[-1] != classes for a in arrays):
@@ -239,7 +239,7 @@ def start_from(model, run) -> list[str]:
             layer.set_weights(theirs)
             loaded += 1
         elif keep_head and fits:
-            layer.set_weights(_in_label_order(theirs, order, config.classes))
+            layer.set_weights(_columns_in_label_order(theirs, order, config.classes))
             loaded += 1
         else:
             fresh.append(layer.name)
