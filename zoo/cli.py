@@ -93,8 +93,9 @@ def list_weights(specs, as_json: bool, markdown: bool) -> None:
     if not rows:
         raise zoo.ZooError("no named weights for these models")
     optional = lambda fmt: lambda v: "" if v is None else fmt(v)  # noqa: E731
-    columns = [Column("weights", "weights", whole=True), Column("source", "source", whole=True), Column("dataset", "dataset"),
-               Column("classes", "classes", align="right"), Column("input", "input", align="right"),
+    columns = [Column("weights", "weights", whole=True), Column("source", "source", whole=True),
+               Column("dataset", "dataset"), Column("classes", "classes", align="right"),
+               Column("input", "input", align="right"),
                Column("top1", "top-1 %", optional(formatting.percent), "right"),
                Column("size_mb", "MB", optional(lambda v: f"{v:.2f}"), "right"),
                Column("preprocessing", "preprocessing")]

@@ -204,12 +204,9 @@ def kept_head_order(weights, config, dataset_names) -> Optional[tuple[int, ...]]
     return class_order(list(weights.class_names), list(dataset_names))
 
 
-def _columns_in_label_order(arrays: list, order: tuple[int, ...], classes: int) -> list:
-    """A head layer's arrays with its class outputs in the run's label order: a classifier's kernel columns and
-    bias (their last axis is the classes); a layer whose outputs are not the classes is returned as it is."""
-    if not order or not arrays or any(a.shape[-1] != classes for a in arrays):
-        return arrays
-    return [a[..., list(order)] for a in arrays]
+def _columns_in_label_order(arrays: list, order: tuple[int, ...]) -> list:
+    """A classifier's kernel and bias with its class outputs (their last axis) in the run's label order."""
+    return [a[..., list(order)] for a in arrays] if order else arrays
 
 
 def start_from(model, run) -> list[str]:
@@ -223,6 +220,7 @@ def start_from(model, run) -> list[str]:
     keep_head = order is not None
     stored = _weights_by_layer(weights, run, keep_head)
     backbone = backbone_layer_names(run.spec.name, model)
+    classifiers = set(model.output_names)  # the layers whose outputs are the classes (GoogLeNet's aux ones too)
     fresh, loaded = [], 0
     for layer in model.layers:
         if not layer.weights:
@@ -239,7 +237,7 @@ def start_from(model, run) -> list[str]:
             layer.set_weights(theirs)
             loaded += 1
         elif keep_head and fits:
-            layer.set_weights(_columns_in_label_order(theirs, order, config.classes))
+            layer.set_weights(_columns_in_label_order(theirs, order) if layer.name in classifiers else theirs)
             loaded += 1
         else:
             fresh.append(layer.name)
